@@ -1,0 +1,1 @@
+"""Rules: compiled once from config, evaluated per item without I/O."""

@@ -1,0 +1,1 @@
+"""Where alerts go. Each sink implements ``Sink``; ``render`` turns alerts into payloads."""

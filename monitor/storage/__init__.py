@@ -1,0 +1,1 @@
+"""Persistence behind the Storage protocol; SQLite by default."""

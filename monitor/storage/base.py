@@ -1,0 +1,67 @@
+"""The Storage protocol every backend implements and the contract tests exercise.
+
+Storage persists what it is given and answers questions; it decides nothing.
+Every method raises ``StorageError`` for environmental failures (locked,
+read-only, unreachable, newer schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from monitor.types import ClaimRequest, ClaimResult, Delivery, FeedState, Item
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert as `monitor alerts` shows it, with the state of each delivery."""
+
+    alert_id: str
+    rule_id: str
+    severity: str
+    created_at: datetime
+    item_title: str
+    item_url: str | None
+    feed_id: str
+    deliveries: tuple[Delivery, ...]
+
+
+class Storage(Protocol):
+    # feeds
+    def get_feed_state(self, feed_id: str) -> FeedState | None: ...
+    def save_feed_state(self, state: FeedState) -> None: ...
+    def list_feed_states(self) -> list[FeedState]: ...
+
+    # items
+    def unseen(self, items: Sequence[Item]) -> list[Item]:
+        """The items whose id and canonical URL the store has never claimed (read-only)."""
+        ...
+
+    def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
+        """In one transaction: insert each item unless its id or URL is known; for the
+        items this call inserted, insert their alerts and one pending delivery per sink."""
+        ...
+
+    def prune_items(self, older_than: datetime) -> int:
+        """Delete items first seen before ``older_than`` whose alerts are all settled."""
+        ...
+
+    def count_items(self) -> int: ...
+
+    # outbox
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]: ...
+    def mark_delivered(self, delivery_id: int, now: datetime) -> None: ...
+    def mark_failed(
+        self, delivery_id: int, error: str, next_attempt: datetime | None, *, dead: bool
+    ) -> None: ...
+    def recent_alerts(self, limit: int = 20, *, dead_only: bool = False) -> list[AlertRecord]: ...
+    def pending_count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def ids(items: Iterable[Item]) -> list[str]:
+    return [item.id for item in items]
