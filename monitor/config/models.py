@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     SecretStr,
@@ -23,6 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.base import ID_PATTERN as _ID
+from monitor.config.base import Model, SeverityName
+from monitor.config.rule_models import RuleConfig
 from monitor.types import Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -59,51 +60,25 @@ Duration = Annotated[
     ),
 ]
 
-SeverityName = Literal["info", "warning", "critical"]
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 class FeedConfig(Model):
     """One feed to poll."""
 
-    id: str = Field(pattern=_ID, description="Stable name of the feed; keys its state in the store.")
+    id: str = Field(
+        pattern=_ID, description="Stable name of the feed; keys its state in the store."
+    )
     url: str = Field(description="http(s):// URL, file:// URL or a local path.")
-    title: str = Field("", description="Human name shown in alerts; defaults to the feed's own title.")
+    title: str = Field(
+        "", description="Human name shown in alerts; defaults to the feed's own title."
+    )
     tags: tuple[str, ...] = Field((), description="Free labels rules and routes can scope on.")
     language: str | None = Field(
         None, description="ISO 639-1 code, overrides the feed's declared language."
     )
-    interval: Duration | None = Field(None, description="Poll interval; defaults to scheduler.interval.")
+    interval: Duration | None = Field(
+        None, description="Poll interval; defaults to scheduler.interval."
+    )
     enabled: bool = True
-
-
-class TermsRuleConfig(Model):
-    """Fires when the item has any/all of the terms and none of the excluded ones."""
-
-    kind: Literal["terms"]
-    id: str = Field(pattern=_ID)
-    description: str = ""
-    severity: SeverityName = "warning"
-    any: tuple[str, ...] = Field((), description="At least one of these terms must occur.")
-    all: tuple[str, ...] = Field((), description="Every one of these terms must occur.")
-    none: tuple[str, ...] = Field((), description="The rule is silent if any of these occurs.")
-    fields: tuple[Literal["title", "summary"], ...] = ("title", "summary")
-    feed_tags: tuple[str, ...] = Field((), description="Only items of feeds with one of these tags.")
-    languages: tuple[str, ...] = Field((), description="Only items in these languages.")
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _needs_terms(self) -> TermsRuleConfig:
-        if not self.any and not self.all:
-            raise ValueError("a terms rule needs `any` or `all` terms; add at least one")
-        return self
-
-
-RuleConfig = Annotated[TermsRuleConfig, Field(discriminator="kind")]
 
 
 class ConsoleSinkConfig(Model):
@@ -127,7 +102,9 @@ class RouteConfig(Model):
     sinks: tuple[str, ...] = Field(min_length=1)
     min_severity: SeverityName = "info"
     rules: tuple[str, ...] = Field((), description="Only these rule ids; empty means any rule.")
-    feed_tags: tuple[str, ...] = Field((), description="Only items of feeds with one of these tags.")
+    feed_tags: tuple[str, ...] = Field(
+        (), description="Only items of feeds with one of these tags."
+    )
 
     @property
     def severity(self) -> Severity:
@@ -159,7 +136,9 @@ class HttpConfig(Model):
 
 class SchedulerConfig(Model):
     interval: Duration = Field(timedelta(minutes=5), description="Default poll interval.")
-    jitter: float = Field(0.1, ge=0, le=0.5, description="Random spread as a fraction of the interval.")
+    jitter: float = Field(
+        0.1, ge=0, le=0.5, description="Random spread as a fraction of the interval."
+    )
     backoff_min: Duration = timedelta(minutes=1)
     backoff_max: Duration = timedelta(hours=6)
     max_item_age: Duration = Field(
@@ -211,7 +190,9 @@ class AppConfig(Model):
             for name in route.sinks:
                 if name not in sink_names:
                     known = ", ".join(sorted(sink_names)) or "none"
-                    raise ValueError(f"route names sink {name!r}, which is not defined (sinks: {known})")
+                    raise ValueError(
+                        f"route names sink {name!r}, which is not defined (sinks: {known})"
+                    )
             for rule_id in route.rules:
                 if rule_id not in rule_ids:
                     raise ValueError(f"route names rule {rule_id!r}, which is not defined")

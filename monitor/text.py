@@ -1,0 +1,109 @@
+"""Text normalisation for matching: one canonical form, with offsets back to the original.
+
+Pure: strings in, values out. Every matcher (rules, gazetteer) works on
+``Normalized.text`` and maps its hits back with ``Normalized.span``, so the
+evidence an analyst sees quotes the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Quotes, apostrophes and dashes that news text uses interchangeably.
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u02bc": "'", "\u0060": "'", "\u00b4": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+        "\u2212": "-", "\u00ad": "",
+        "\u0451": "\u0435",  # ё -> е: Russian writes both for the same word
+    }
+)  # fmt: skip
+
+_WORD = re.compile(r"\w+(?:['-]\w+)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇЄҐ0-9])|\n\s*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """Normalised text plus, for each of its characters, the index it came from."""
+
+    original: str
+    text: str
+    origin: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a ``[start, end)`` span of ``text`` back to a span of ``original``."""
+        if start >= end:
+            pos = self.origin[start] if start < len(self.origin) else len(self.original)
+            return pos, pos
+        return self.origin[start], self.origin[end - 1] + 1
+
+    def quote(self, start: int, end: int) -> str:
+        s, e = self.span(start, end)
+        return self.original[s:e]
+
+    def position(self, original_index: int) -> int:
+        """The index in ``text`` of the first character that came from ``original_index`` on."""
+        return bisect_left(self.origin, original_index)
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """Sentence spans in ``text`` coordinates, split on the original's capitals."""
+        return [(self.position(s), self.position(e)) for s, e in sentences(self.original)]
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    return unicodedata.normalize("NFKC", ch).casefold().translate(_FOLD)
+
+
+def normalize(text: str) -> Normalized:
+    """NFKC, case-folded, quotes/dashes unified, ё->е; offsets kept per character."""
+    composed = unicodedata.normalize("NFC", text)
+    if composed != text:
+        # NFC only merges combining marks; keep offsets in terms of the NFC string.
+        text = composed
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        folded = ch.casefold() if ch.isascii() else _fold_char(ch)
+        if ch == "`":
+            folded = "'"
+        out.append(folded)
+        origin.extend([i] * len(folded))
+    return Normalized(text, "".join(out), tuple(origin))
+
+
+def fold(text: str) -> str:
+    """The normalised form alone, for terms and aliases (no offsets needed)."""
+    return normalize(text).text
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+def tokens(text: str) -> list[Token]:
+    """Word tokens with offsets; apostrophes and hyphens inside a word stay in it."""
+    return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans ``[start, end)``; a light splitter good enough for proximity windows."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() > start:
+            spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
