@@ -131,6 +131,7 @@ class FeedState:
 
     feed_id: str
     url: str
+    config_url: str | None = None
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
@@ -197,3 +198,4 @@ class PollOutcome:
     parsed: bool = False
     error: Exception | None = None
     http_status: int | None = None
+    next_poll: datetime | None = None

@@ -84,7 +84,6 @@ class FeedConfig(Model):
 class ConsoleSinkConfig(Model):
     type: Literal["console"]
     name: str = Field(pattern=_ID)
-    color: bool | None = Field(None, description="Force colour on or off; default: when a TTY.")
 
 
 class FileSinkConfig(Model):

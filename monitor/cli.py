@@ -1,0 +1,215 @@
+"""Command line: the only place that turns a MonitorError into an exit code.
+
+Exit codes: 0 success; 1 the command ran but failed (``once`` could poll no
+feed); 2 bad usage or configuration; 3 start-up failed (store, rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+from monitor.app import App, build_app
+from monitor.clock import Clock, FixedClock, SystemClock
+from monitor.config.loader import json_schema, load_config, summarize
+from monitor.config.models import AppConfig
+from monitor.exceptions import ConfigError, MonitorError
+from monitor.observability import configure_logging
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_STARTUP = 3
+
+DEFAULT_CONFIG = "config/monitor.yaml"
+T = TypeVar("T")
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    envvar="MONITOR_CONFIG",
+    show_default=True,
+    help="Configuration file (env MONITOR_CONFIG).",
+)
+
+
+def _load(config_path: Path) -> AppConfig:
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        click.echo(f"error: invalid configuration\n{e}", err=True)
+        sys.exit(EXIT_CONFIG)
+    configure_logging(config.logging.format, config.logging.level)
+    return config
+
+
+def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[Any, Any, T]]) -> T:
+    """Build the app, run ``body`` on the event loop, always close what was opened."""
+
+    async def main() -> T:
+        try:
+            app = build_app(config, clock)
+        except MonitorError as e:
+            click.echo(f"error: cannot start: {e}", err=True)
+            sys.exit(EXIT_STARTUP)
+        try:
+            return await body(app)
+        finally:
+            await app.aclose()
+
+    return asyncio.run(main())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="media-monitor")
+def main() -> None:
+    """media-monitor: news feeds in, escalation alerts out."""
+
+
+@main.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run the daemon: poll feeds on schedule and deliver alerts until stopped."""
+    from monitor.daemon import Daemon
+
+    config = _load(config_path)
+    _with_app(config, SystemClock(), lambda app: Daemon(app).run())
+
+
+@main.command()
+@config_option
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    help="Treat this time (ISO 8601, UTC unless an offset is given) as now; replays archives.",
+)
+def once(config_path: Path, at: datetime | None) -> None:
+    """Poll every feed once, deliver the alerts, exit (1 only if no feed could be polled)."""
+    config = _load(config_path)
+    clock: Clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=UTC)) if at else SystemClock()
+    ok = _with_app(config, clock, _once)
+    if not ok:
+        sys.exit(EXIT_FAILED)
+
+
+async def _once(app: App) -> bool:
+    feeds = [f for f in app.config.feeds if f.enabled]
+    outcomes = await asyncio.gather(*(app.poller.poll(feed) for feed in feeds))
+    delivered = await app.deliverer.deliver_due()
+    failed = sum(1 for o in outcomes if o.status in {"error", "disabled"})
+    structlog.get_logger("monitor").info(
+        "once_done",
+        feeds=len(feeds),
+        failed=failed,
+        new=sum(o.new for o in outcomes),
+        alerts=sum(o.alerted for o in outcomes),
+        delivered=delivered,
+    )
+    return not feeds or failed < len(feeds)
+
+
+@main.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Validate a configuration file and print what it defines."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        click.echo(f"{config_path}: invalid configuration", err=True)
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_CONFIG)
+    try:
+        from monitor.rules.compile import compile_rules
+
+        compile_rules(config.rules)
+    except MonitorError as e:
+        click.echo(f"{config_path}: {e}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"{config_path}: OK")
+    click.echo(summarize(config))
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the configuration (for YAML editors)."""
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@main.command()
+@config_option
+def feeds(config_path: Path) -> None:
+    """Show each feed's health: last status, errors, next poll."""
+    config = _load(config_path)
+    from monitor.storage.sqlite import SQLiteStorage
+
+    try:
+        store = SQLiteStorage(config.storage.path)
+    except MonitorError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_STARTUP)
+    try:
+        states = {s.feed_id: s for s in store.list_feed_states()}
+    finally:
+        store.close()
+    table = Table("feed", "status", "errors", "last success", "next poll", "items", "last error")
+    for feed in config.feeds:
+        s = states.get(feed.id)
+        if s is None:
+            table.add_row(feed.id, "never polled", "", "", "", "", "")
+            continue
+        status = s.disabled_reason or ("" if s.last_status is None else str(s.last_status))
+        table.add_row(
+            feed.id,
+            status if feed.enabled else "off in config",
+            str(s.consecutive_errors),
+            _when(s.last_success),
+            _when(s.next_poll),
+            str(s.items_seen),
+            (s.last_error or s.warning or "")[:80],
+        )
+    Console(width=160).print(table)
+
+
+@main.command()
+@config_option
+@click.option("--limit", default=20, show_default=True, help="How many recent alerts.")
+@click.option("--dead", is_flag=True, help="Only alerts with a dead delivery.")
+def alerts(config_path: Path, limit: int, dead: bool) -> None:
+    """Show recent alerts with the state of each delivery."""
+    config = _load(config_path)
+    from monitor.storage.sqlite import SQLiteStorage
+
+    try:
+        store = SQLiteStorage(config.storage.path)
+    except MonitorError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_STARTUP)
+    try:
+        records = store.recent_alerts(limit, dead_only=dead)
+    finally:
+        store.close()
+    table = Table("created", "severity", "rule", "title", "deliveries")
+    for r in records:
+        states = ", ".join(
+            f"{d.sink}:{d.state}" + (f"({d.attempts})" if d.attempts else "") for d in r.deliveries
+        )
+        table.add_row(_when(r.created_at), r.severity, r.rule_id, r.item_title[:70], states)
+    Console(width=160).print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""

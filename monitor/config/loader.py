@@ -1,0 +1,526 @@
+"""YAML + environment -> AppConfig, with errors that name file, line and key path.
+
+The flow, one file at a time::
+
+    read text -> ruamel round-trip parse (keeps line/column) -> plain data
+      + {key path: (file, line, column)} -> ${VAR} interpolation -> include:
+      (lists appended, positions re-keyed) -> AppConfig.model_validate
+      -> ValidationError mapped back to positions -> ConfigError(issues)
+
+Problems found while reading (syntax, missing variables, includes) are all
+collected and reported together; validation is skipped when there are any,
+because the data it would see is incomplete and its complaints misleading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from monitor.config.models import AppConfig
+from monitor.exceptions import ConfigError, ConfigIssue
+
+KeyPath = tuple[str | int, ...]
+
+_LIST_KEYS = ("feeds", "rules", "sinks", "routes")
+_MAGIC = re.compile(r"[*?\[]")
+_REF = re.compile(r"\$\$\{|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})?")
+_TYPE_HINTS = {
+    "bool_type": "write true or false, without quotes",
+    "bool_parsing": "write true or false, without quotes",
+    "int_type": "write a whole number such as 30, without quotes or units",
+    "int_parsing": "write a whole number such as 30, without quotes or units",
+    "int_from_float": "write a whole number such as 30, without quotes or units",
+    "float_type": "write a number such as 0.5, without quotes",
+    "float_parsing": "write a number such as 0.5, without quotes",
+    "tuple_type": "write a list: one '- item' per line, or [a, b]",
+    "union_tag_not_found": "add the 'type' (sinks) or 'kind' (rules) key",
+}
+# AppConfig._references raises plain ValueErrors at the root; these find the
+# offending value so the error can point at its line. (pattern, list, field, nth match)
+_REFERENCES = (
+    (re.compile(r"route names sink '([^']*)'"), "routes", "sinks", 0),
+    (re.compile(r"route names rule '([^']*)'"), "routes", "rules", 0),
+    (re.compile(r"duplicate feed id '([^']*)'"), "feeds", "id", 1),
+    (re.compile(r"duplicate rule id '([^']*)'"), "rules", "id", 1),
+    (re.compile(r"duplicate sink name '([^']*)'"), "sinks", "name", 1),
+)
+
+
+@dataclass(frozen=True)
+class Pos:
+    """Where a key or list item was written; line and column are 1-based."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass
+class _Doc:
+    """One file's plain data plus the source position of every key path in it."""
+
+    data: dict[str, Any]
+    positions: dict[KeyPath, Pos]
+    # Values built from ${VAR}: they may be secrets, so errors never echo them.
+    interpolated: set[KeyPath] = field(default_factory=set)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Load, interpolate, include and validate ``path``; raise ConfigError listing every issue."""
+    loader = _Loader(os.environ if env is None else env)
+    doc = loader.load(Path(path), origin=None, top=True)
+    if loader.issues or doc is None:
+        raise ConfigError(loader.issues)
+    try:
+        return AppConfig.model_validate(doc.data)
+    except ValidationError as e:
+        raise ConfigError(_issues(e, doc)) from e
+
+
+class _Loader:
+    """Reads a file and its includes, collecting issues instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.issues: list[ConfigIssue] = []
+        self.stack: list[Path] = []
+
+    def issue(self, pos: Pos, message: str, key_path: KeyPath = (), hint: str = "") -> None:
+        self.issues.append(
+            ConfigIssue(
+                pos.file,
+                message,
+                line=pos.line,
+                column=pos.column,
+                key_path=_render(key_path),
+                hint=hint,
+            )
+        )
+
+    def load(self, path: Path, origin: Pos | None, *, top: bool) -> _Doc | None:
+        """One file and, recursively, what it includes; None when it cannot be read at all."""
+        root = self.parse(path, origin)
+        if root is None:
+            return None
+        doc = _Doc({}, {(): Pos(str(path))})
+        doc.data = self.convert(root, str(path), (), doc)
+        if not top:
+            self.check_included_keys(doc)
+        self.stack.append(path.resolve())
+        try:
+            self.include(doc, path.parent)
+        finally:
+            self.stack.pop()
+        return doc
+
+    def parse(self, path: Path, origin: Pos | None) -> CommentedMap | None:
+        """Text -> round-trip mapping; empty -> {}; any failure -> an issue and None."""
+        where = origin or Pos(str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            self.issue(where, f"cannot read config file {str(path)!r}: {reason}")
+            return None
+        try:
+            root = YAML(typ="rt").load(text)
+        except YAMLError as e:
+            self.issues.append(_yaml_issue(str(path), e))
+            return None
+        if root is None:
+            return CommentedMap()
+        if not isinstance(root, CommentedMap):
+            kind = "a list" if isinstance(root, CommentedSeq) else "a single value"
+            self.issue(
+                Pos(str(path), 1, 1),
+                f"the top level must be a mapping of keys (feeds:, rules:, ...), not {kind}",
+            )
+            return None
+        return root
+
+    def convert(self, node: Any, file: str, kp: KeyPath, doc: _Doc) -> Any:
+        """Round-trip node -> plain Python, recording positions and interpolating strings."""
+        if isinstance(node, CommentedMap):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                sub = (*kp, str(key))
+                doc.positions[sub] = _lc_pos(file, node.lc.data.get(key), doc.positions[kp])
+                out[str(key)] = self.convert(value, file, sub, doc)
+            return out
+        if isinstance(node, CommentedSeq):
+            items = []
+            for i, value in enumerate(node):
+                doc.positions[(*kp, i)] = _lc_pos(file, node.lc.data.get(i), doc.positions[kp])
+                items.append(self.convert(value, file, (*kp, i), doc))
+            return items
+        if isinstance(node, bool):
+            return bool(node)
+        if isinstance(node, int | float):
+            return _plain_number(node)
+        if isinstance(node, str):
+            return self.interpolate(str(node), kp, doc)
+        return node
+
+    def interpolate(self, text: str, kp: KeyPath, doc: _Doc) -> str:
+        """Expand ``${VAR}`` and ``${VAR:-default}``; ``$${`` is a literal ``${``.
+
+        As in the shell, ``:-`` also applies when VAR is set but empty. The result
+        is always a string: pydantic's lax mode turns "30" into 30 where a
+        number is expected, and keeps it a string where one is.
+        """
+
+        def expand(m: re.Match[str]) -> str:
+            if m.group(0) == "$${":
+                return "${"
+            name, default = m.group("name"), m.group("default")
+            doc.interpolated.add(kp)
+            if name is None:
+                self.issue(
+                    doc.positions[kp],
+                    "malformed ${...} reference",
+                    kp,
+                    "write ${NAME} or ${NAME:-default}; write $${ for a literal ${",
+                )
+                return ""
+            value = self.env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is not None:
+                    return default
+                self.issue(
+                    doc.positions[kp],
+                    f"environment variable {name!r} is not set",
+                    kp,
+                    f"set {name} or write ${{{name}:-default}}",
+                )
+                return ""
+            return value
+
+        return _REF.sub(expand, text)
+
+    def check_included_keys(self, doc: _Doc) -> None:
+        """Included files add list items only; settings belong in the main file."""
+        for key, value in doc.data.items():
+            if key not in (*_LIST_KEYS, "include"):
+                self.issue(
+                    doc.positions[(key,)],
+                    f"{key!r} cannot be set in an included file",
+                    (key,),
+                    "only feeds, rules, sinks, routes and include may appear here; "
+                    "move it to the main file",
+                )
+            elif key != "include" and not isinstance(value, list):
+                self.issue(doc.positions[(key,)], "must be a list", (key,), "write '- item' lines")
+
+    def include(self, doc: _Doc, base: Path) -> None:
+        """Resolve ``include:`` and append each included file's lists, in order."""
+        patterns = self.include_patterns(doc)
+        for i, pattern in enumerate(patterns):
+            pos = doc.positions.get(("include", i), doc.positions.get(("include",), Pos("")))
+            for path in self.expand(pattern, base, pos):
+                if path.resolve() in self.stack:
+                    chain = " -> ".join(p.name for p in (*self.stack, path.resolve()))
+                    self.issue(pos, f"include cycle: {chain}", ("include",), "remove one include")
+                    continue
+                sub = self.load(path, pos, top=False)
+                if sub is not None:
+                    _merge(doc, sub)
+
+    def include_patterns(self, doc: _Doc) -> list[str]:
+        """``include:`` as a list of strings (a single string is allowed); stored back as a list."""
+        raw = doc.data.get("include", [])
+        if isinstance(raw, str):
+            raw = [raw]
+            doc.positions[("include", 0)] = doc.positions[("include",)]
+        if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+            self.issue(
+                doc.positions[("include",)],
+                "include must be a path or a list of paths",
+                ("include",),
+                "write include: rules/*.yaml or one '- path' per line",
+            )
+            raw = []
+        if "include" in doc.data:
+            doc.data["include"] = raw
+        return list(raw)
+
+    def expand(self, pattern: str, base: Path, pos: Pos) -> list[Path]:
+        """Files a path or glob names, relative to the including file; none found is an issue."""
+        if not _MAGIC.search(pattern):
+            path = base / pattern
+            if path.is_file():
+                return [path]
+            self.issue(pos, f"included file {pattern!r} does not exist", ("include",), _rel(base))
+            return []
+        p = Path(pattern)
+        root, rel = (
+            (Path(p.anchor), str(p.relative_to(p.anchor))) if p.is_absolute() else (base, pattern)
+        )
+        found = sorted(f for f in root.glob(rel) if f.is_file())
+        if not found:
+            self.issue(pos, f"include {pattern!r} matches no file", ("include",), _rel(base))
+        return found
+
+
+def _rel(base: Path) -> str:
+    return f"paths are relative to the including file's directory, {str(base) or '.'!r}"
+
+
+def _plain_number(node: int | float) -> int | float:
+    """ruamel's ScalarInt/ScalarFloat -> int/float, so nothing ruamel leaks past the loader."""
+    return int(node) if isinstance(node, int) else float(node)
+
+
+def _lc_pos(file: str, lc: list[int] | None, fallback: Pos) -> Pos:
+    """ruamel's 0-based [line, column, ...] -> Pos; merge keys (<<) have none, use the parent's."""
+    if not lc:
+        return fallback
+    return Pos(file, lc[0] + 1, lc[1] + 1)
+
+
+def _yaml_issue(file: str, e: YAMLError) -> ConfigIssue:
+    """ruamel's error -> ConfigIssue at its problem mark, with its problem text."""
+    if not isinstance(e, MarkedYAMLError):
+        return ConfigIssue(file, f"YAML error: {e}")
+    mark = e.problem_mark or e.context_mark
+    message = e.problem or e.context or "YAML syntax error"
+    if e.context and e.problem:
+        message = f"{e.problem} ({e.context})"
+    hint = ""
+    if isinstance(e, DuplicateKeyError):
+        hint = "each key may appear once in a mapping; merge or remove the duplicate"
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    return ConfigIssue(file, message, line=line, column=column, hint=hint)
+
+
+def _merge(doc: _Doc, sub: _Doc) -> None:
+    """Append ``sub``'s lists to ``doc``'s; positions keep pointing into ``sub``'s file."""
+    for key in _LIST_KEYS:
+        items = sub.data.get(key)
+        if not isinstance(items, list):
+            continue  # absent, or reported by check_included_keys
+        target = doc.data.setdefault(key, [])
+        if not isinstance(target, list):
+            continue  # the including file's own bad value; validation reports it
+        doc.positions.setdefault((key,), sub.positions[(key,)])
+        offset = len(target)
+        target.extend(items)
+        for kp, pos in sub.positions.items():
+            if len(kp) >= 2 and kp[0] == key and isinstance(kp[1], int):
+                doc.positions[(key, kp[1] + offset, *kp[2:])] = pos
+        for kp in sub.interpolated:
+            if len(kp) >= 2 and kp[0] == key and isinstance(kp[1], int):
+                doc.interpolated.add((key, kp[1] + offset, *kp[2:]))
+
+
+# --- ValidationError -> ConfigIssue --------------------------------------------------
+
+
+def _issues(error: ValidationError, doc: _Doc) -> list[ConfigIssue]:
+    """One issue per pydantic error, deduplicated (union members can repeat one error)."""
+    issues: list[ConfigIssue] = []
+    seen: set[str] = set()
+    for err in error.errors():
+        issue = _issue(err, doc)
+        if str(issue) not in seen:
+            seen.add(str(issue))
+            issues.append(issue)
+    return issues
+
+
+def _issue(err: ErrorDetails, doc: _Doc) -> ConfigIssue:
+    kp = _real_path(err["loc"], doc.data)
+    message = err["msg"].removeprefix("Value error, ")
+    if not kp:
+        kp = _locate_reference(message, doc.data)
+    pos = _nearest(kp, doc.positions)
+    message += _echo(err, kp, doc, message)
+    return ConfigIssue(
+        pos.file,
+        message,
+        line=pos.line,
+        column=pos.column,
+        key_path=_render(kp),
+        hint=_hint(err, kp, doc.data),
+    )
+
+
+def _real_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
+    """Keep only segments that are real keys/indexes; pydantic adds union tags like 'terms'."""
+    kept: list[str | int] = []
+    node = data
+    for i, seg in enumerate(loc):
+        if isinstance(node, dict) and isinstance(seg, str):
+            if seg in node:
+                node = node[seg]
+            elif i < len(loc) - 1:
+                continue  # a discriminator tag, not a key
+            kept.append(seg)
+        elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+            node = node[seg]
+            kept.append(seg)
+        else:
+            break  # inside a scalar: the rest names union members, not keys
+    return tuple(kept)
+
+
+def _nearest(kp: KeyPath, positions: Mapping[KeyPath, Pos]) -> Pos:
+    """Position of the deepest prefix of ``kp`` that was written in a file."""
+    for n in range(len(kp), -1, -1):
+        if kp[:n] in positions:
+            return positions[kp[:n]]
+    return positions[()]
+
+
+def _render(kp: KeyPath) -> str:
+    """('feeds', 2, 'interval') -> 'feeds[2].interval'."""
+    out = ""
+    for seg in kp:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out
+
+
+def _echo(err: ErrorDetails, kp: KeyPath, doc: _Doc, message: str) -> str:
+    """'; got X' for short scalar inputs not already in the message and not from ${VAR}."""
+    value = err.get("input")
+    if err["type"] in ("missing", "extra_forbidden") or kp in doc.interpolated:
+        return ""
+    if not isinstance(value, str | int | float) or len(repr(value)) > 60 or repr(value) in message:
+        return ""
+    return f"; got {value!r}"
+
+
+def _hint(err: ErrorDetails, kp: KeyPath, data: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "missing" and kp:
+        return f"add {kp[-1]!r}"
+    if kind == "extra_forbidden" and kp:
+        return _unknown_key_hint(str(kp[-1]), _model_at(kp[:-1], data))
+    return _TYPE_HINTS.get(kind, "")
+
+
+def _unknown_key_hint(key: str, model: type[BaseModel] | None) -> str:
+    if model is None:
+        return "remove it"
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    return f"remove it; allowed keys: {', '.join(names)}"
+
+
+def _model_at(kp: KeyPath, data: Any) -> type[BaseModel] | None:
+    """The model class that validated the mapping at ``kp``, picking union members by tag."""
+    candidates: list[type[BaseModel]] = [AppConfig]
+    node = data
+    for seg in kp:
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and seg < len(node) else None
+            continue
+        model = _choose(candidates, node)
+        if model is None or seg not in model.model_fields:
+            return None
+        candidates = _models_in(model.model_fields[seg].annotation)
+        node = node.get(seg) if isinstance(node, dict) else None
+    return _choose(candidates, node)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every BaseModel class inside a type such as tuple[Annotated[A | B, ...], ...]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _choose(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
+    """The one candidate, or the one whose Literal tag field matches the mapping's value."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if not isinstance(node, dict):
+        return None
+    for model in candidates:
+        for name, info in model.model_fields.items():
+            if get_origin(info.annotation) is Literal and node.get(name) in get_args(
+                info.annotation
+            ):
+                return model
+    return None
+
+
+def _locate_reference(message: str, data: Mapping[str, Any]) -> KeyPath:
+    """Point a root-level reference/duplicate error at the value it names."""
+    for pattern, top, key, nth in _REFERENCES:
+        m = pattern.search(message)
+        if not m:
+            continue
+        hits = _find_value(data.get(top), key, m.group(1))
+        return (top, *hits[min(nth, len(hits) - 1)]) if hits else (top,)
+    return ()
+
+
+def _find_value(items: Any, key: str, value: str) -> list[KeyPath]:
+    """Paths like ('routes', 1, 'sinks', 0) whose value is ``value`` (or a list holding it)."""
+    hits: list[KeyPath] = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        found = item.get(key) if isinstance(item, dict) else None
+        if found == value:
+            hits.append((i, key))
+        elif isinstance(found, list) and value in found:
+            hits.append((i, key, found.index(value)))
+    return hits
+
+
+# --- schema and summary -------------------------------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """AppConfig's JSON Schema for editors (yaml-language-server: $schema=...)."""
+    schema = AppConfig.model_json_schema(mode="validation")
+    # The loader also accepts a single string for include; the model only sees lists.
+    schema["properties"]["include"] = {
+        "anyOf": [{"type": "string"}, schema["properties"]["include"]],
+        "description": schema["properties"]["include"].get("description", ""),
+    }
+    schema.pop("title", None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "media-monitor configuration",
+        **schema,
+    }
+
+
+def summarize(config: AppConfig) -> str:
+    """A few lines for ``monitor check``: counts and the storage path, never values of secrets."""
+    enabled = sum(1 for f in config.feeds if f.enabled)
+    kinds = Counter[str](r.kind for r in config.rules)
+    types = Counter[str](s.type for s in config.sinks)
+    disabled_rules = sum(1 for r in config.rules if not r.enabled)
+    lines = [
+        f"feeds: {len(config.feeds)} ({enabled} enabled, {len(config.feeds) - enabled} disabled)",
+        f"rules: {len(config.rules)}{_counts(kinds)}"
+        + (f", {disabled_rules} disabled" if disabled_rules else ""),
+        f"sinks: {len(config.sinks)}{_counts(types)}",
+        f"routes: {len(config.routes)}",
+        f"storage: {config.storage.path}",
+    ]
+    return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    if not counter:
+        return ""
+    return " (" + ", ".join(f"{k}: {n}" for k, n in sorted(counter.items())) + ")"

@@ -1,0 +1,153 @@
+"""Pure policy: when to poll next, which items may alert, where alerts go.
+
+No I/O and no clock: ``now`` and the random source are parameters, so every
+decision here is reproducible in a test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from monitor.config.models import RouteConfig
+from monitor.exceptions import FetchError, MonitorError
+from monitor.types import Alert, FeedState, FetchResult, Item, Match
+
+
+def jittered(interval: timedelta, jitter: float, rng: random.Random) -> timedelta:
+    """``interval`` spread uniformly by ±``jitter`` of itself, so feeds do not poll in lockstep."""
+    spread = interval.total_seconds() * jitter
+    return timedelta(seconds=max(1.0, interval.total_seconds() + rng.uniform(-spread, spread)))
+
+
+def backoff_delay(
+    consecutive_errors: int,
+    minimum: timedelta,
+    maximum: timedelta,
+    rng: random.Random,
+    retry_after: float | None = None,
+) -> timedelta:
+    """Exponential backoff with jitter and a cap; a server's Retry-After is a floor.
+
+    The n-th consecutive error waits ``minimum * 2**(n-1)`` capped at ``maximum``,
+    scaled by a random factor in [0.8, 1.2] (never above the cap).
+    """
+    exponent = max(0, consecutive_errors - 1)
+    base = min(maximum.total_seconds(), minimum.total_seconds() * 2 ** min(exponent, 32))
+    delay = min(maximum.total_seconds(), base * rng.uniform(0.8, 1.2))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, maximum.total_seconds()))
+    return timedelta(seconds=delay)
+
+
+def may_alert(
+    item: Item, *, first_poll: bool, now: datetime, max_item_age: timedelta, retention: timedelta
+) -> bool:
+    """Whether a newly claimed item may raise alerts.
+
+    On a feed's first successful poll, items older than ``max_item_age`` are
+    history, not news. Items older than the store's retention never alert: the
+    store may have pruned them and would otherwise take a re-served old item for
+    a new one.
+    """
+    age = now - item.published
+    if age > retention:
+        return False
+    return not (first_poll and age > max_item_age)
+
+
+def alert_id(rule_id: str, item_id: str) -> str:
+    """Stable per (rule, item): the idempotency key receivers can drop repeats by."""
+    digest = hashlib.sha256(f"{rule_id}\0{item_id}".encode()).hexdigest()
+    return digest[:32]
+
+
+def make_alert(match: Match, item: Item, *, now: datetime, feed_title: str) -> Alert:
+    return Alert(
+        alert_id=alert_id(match.rule_id, item.id),
+        rule_id=match.rule_id,
+        severity=match.severity,
+        created_at=now,
+        item=item,
+        evidence=match.evidence,
+        feed_title=feed_title,
+    )
+
+
+def route(alert: Alert, feed_tags: Sequence[str], routes: Sequence[RouteConfig]) -> tuple[str, ...]:
+    """The sinks an alert goes to: the union over every route whose conditions hold."""
+    sinks: dict[str, None] = {}
+    tags = set(feed_tags)
+    for r in routes:
+        if alert.severity < r.severity:
+            continue
+        if r.rules and alert.rule_id not in r.rules:
+            continue
+        if r.feed_tags and not tags.intersection(r.feed_tags):
+            continue
+        sinks.update(dict.fromkeys(r.sinks))
+    return tuple(sinks)
+
+
+def after_success(
+    state: FeedState,
+    result: FetchResult,
+    *,
+    now: datetime,
+    next_poll: datetime,
+    body_hash: str | None = None,
+    claimed: int = 0,
+    warning: str | None = None,
+) -> FeedState:
+    """The feed's state after a poll that reached the feed (200 or 304)."""
+    return replace(
+        state,
+        url=result.permanent_url or state.url,
+        etag=result.etag or state.etag,
+        last_modified=result.last_modified or state.last_modified,
+        body_hash=body_hash or state.body_hash,
+        last_status=result.status,
+        last_error=None,
+        consecutive_errors=0,
+        last_polled=now,
+        last_success=now,
+        next_poll=next_poll,
+        items_seen=state.items_seen + claimed,
+        warning=warning if result.body is not None else state.warning,
+    )
+
+
+def after_failure(
+    state: FeedState,
+    error: MonitorError,
+    *,
+    now: datetime,
+    minimum: timedelta,
+    maximum: timedelta,
+    rng: random.Random,
+    interval: timedelta,
+) -> FeedState:
+    """The feed's state after a failed poll: error recorded, next poll backed off.
+
+    The first failure retries after ``minimum`` but never later than the normal
+    interval would; later ones back off exponentially. 410 disables the feed.
+    """
+    errors = state.consecutive_errors + 1
+    retry_after = error.retry_after if isinstance(error, FetchError) else None
+    delay = backoff_delay(errors, minimum, maximum, rng, retry_after)
+    if errors == 1 and retry_after is None:
+        delay = min(delay, interval)
+    gone = isinstance(error, FetchError) and error.gone
+    status = error.status if isinstance(error, FetchError) else state.last_status
+    return replace(
+        state,
+        last_status=status,
+        last_error=str(error),
+        consecutive_errors=errors,
+        last_polled=now,
+        next_poll=now + delay,
+        disabled_reason=(f"disabled: {error.message}" if gone else state.disabled_reason),
+    )

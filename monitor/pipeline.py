@@ -1,0 +1,302 @@
+"""One poll of one feed, and one delivery pass over the outbox.
+
+The dataflow, as a shell pipeline::
+
+    state(feed) | fetch --if-none-match | [304 or same hash: stop] | parse
+        | unseen | evaluate rules | route | claim+enqueue (one transaction) | save state
+
+    due deliveries | sink.send | mark delivered / retry later / dead
+
+This module only sequences calls. Decisions live in ``decide``; matching in
+``rules``; persistence in ``storage``. Failures of one feed or one sink are
+recorded on it and never raised to the caller, except bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from monitor import decide
+from monitor.clock import Clock
+from monitor.config.models import AppConfig, FeedConfig
+from monitor.exceptions import FetchError, MonitorError, SinkError
+from monitor.parse import ParsedFeed, parse_feed
+from monitor.sinks.base import Sink
+from monitor.storage.base import Storage
+from monitor.types import (
+    ClaimRequest,
+    Delivery,
+    FeedState,
+    FetchResult,
+    Item,
+    Match,
+    OutboxEntry,
+    PollOutcome,
+)
+
+log = structlog.get_logger("monitor")
+
+
+class Fetcher(Protocol):
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult: ...
+
+
+class RuleEvaluator(Protocol):
+    def evaluate(self, item: Item, *, feed_tags: Sequence[str] = ()) -> list[Match]: ...
+
+
+class Poller:
+    """Polls feeds: fetch, parse, match, and claim new items with their alerts."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        storage: Storage,
+        fetcher: Fetcher,
+        rules: RuleEvaluator,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.fetcher = fetcher
+        self.rules = rules
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def state_of(self, feed: FeedConfig) -> FeedState:
+        state = self.storage.get_feed_state(feed.id)
+        if state is None or state.config_url != feed.url:
+            # New feed, or the user changed its URL: start over from the configured one
+            # (a 301 moves ``url`` but never ``config_url``).
+            fresh = FeedState(feed_id=feed.id, url=feed.url, config_url=feed.url)
+            return (
+                fresh
+                if state is None
+                else replace(
+                    state,
+                    url=feed.url,
+                    config_url=feed.url,
+                    etag=None,
+                    last_modified=None,
+                    body_hash=None,
+                    disabled_reason=None,
+                )
+            )
+        return state
+
+    async def poll(self, feed: FeedConfig) -> PollOutcome:
+        with structlog.contextvars.bound_contextvars(feed=feed.id):
+            started = time.perf_counter()
+            state = self.state_of(feed)
+            if state.disabled_reason:
+                return PollOutcome(feed.id, "disabled")
+            now = self.clock.now()
+            try:
+                outcome, new_state = await self._poll(feed, state, now)
+            except MonitorError as e:
+                outcome, new_state = self._failed(feed, state, e, now)
+            self.storage.save_feed_state(new_state)
+            _log_outcome(outcome, new_state, started)
+            return replace(outcome, next_poll=new_state.next_poll)
+
+    async def _poll(
+        self, feed: FeedConfig, state: FeedState, now: datetime
+    ) -> tuple[PollOutcome, FeedState]:
+        result = await self.fetcher.fetch(
+            state.url, etag=state.etag, last_modified=state.last_modified
+        )
+        next_poll = now + decide.jittered(
+            self.interval(feed), self.config.scheduler.jitter, self.rng
+        )
+        if result.body is None:
+            new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
+            return PollOutcome(feed.id, "not_modified", http_status=304), new_state
+        body_hash = hashlib.sha256(result.body).hexdigest()
+        if body_hash == state.body_hash:
+            new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
+            return PollOutcome(feed.id, "unchanged", http_status=result.status), new_state
+        parsed = parse_feed(
+            result.body,
+            result.headers,
+            feed_id=feed.id,
+            url=result.url,
+            now=now,
+            tags=feed.tags,
+            language=feed.language,
+        )
+        if parsed.warning:
+            log.warning("feed_malformed", warning=parsed.warning)
+        requests, matched = self._claim_requests(
+            feed, parsed, first_poll=not state.ever_succeeded, now=now
+        )
+        claim = self.storage.claim(requests, now)
+        new_state = decide.after_success(
+            state,
+            result,
+            now=now,
+            next_poll=next_poll,
+            body_hash=body_hash,
+            claimed=len(claim.claimed),
+            warning=parsed.warning,
+        )
+        outcome = PollOutcome(
+            feed.id,
+            "ok",
+            new=len(claim.claimed),
+            matched=matched,
+            alerted=claim.alerts_enqueued,
+            parsed=True,
+            http_status=result.status,
+        )
+        return outcome, new_state
+
+    def _claim_requests(
+        self, feed: FeedConfig, parsed: ParsedFeed, *, first_poll: bool, now: datetime
+    ) -> tuple[list[ClaimRequest], int]:
+        scheduler = self.config.scheduler
+        feed_title = feed.title or parsed.title
+        requests: list[ClaimRequest] = []
+        matched = 0
+        for item in self.storage.unseen(parsed.items):
+            alerts: list[OutboxEntry] = []
+            if decide.may_alert(
+                item,
+                first_poll=first_poll,
+                now=now,
+                max_item_age=scheduler.max_item_age,
+                retention=self.config.storage.retention,
+            ):
+                for match in self.rules.evaluate(item, feed_tags=feed.tags):
+                    matched += 1
+                    alert = decide.make_alert(match, item, now=now, feed_title=feed_title)
+                    sinks = decide.route(alert, feed.tags, self.config.routes)
+                    if sinks:
+                        alerts.append(OutboxEntry(alert, sinks))
+            requests.append(ClaimRequest(item, tuple(alerts)))
+        return requests, matched
+
+    def _failed(
+        self, feed: FeedConfig, state: FeedState, error: MonitorError, now: datetime
+    ) -> tuple[PollOutcome, FeedState]:
+        scheduler = self.config.scheduler
+        new_state = decide.after_failure(
+            state,
+            error,
+            now=now,
+            minimum=scheduler.backoff_min,
+            maximum=scheduler.backoff_max,
+            rng=self.rng,
+            interval=self.interval(feed),
+        )
+        status = error.status if isinstance(error, FetchError) else None
+        return PollOutcome(feed.id, "error", error=error, http_status=status), new_state
+
+    def interval(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.config.scheduler.interval
+
+
+def _log_outcome(outcome: PollOutcome, state: FeedState, started: float) -> None:
+    """One canonical line per poll; errors that are transient log as warnings."""
+    fields = {
+        "status": outcome.status,
+        "new": outcome.new,
+        "matched": outcome.matched,
+        "alerted": outcome.alerted,
+        "http": outcome.http_status,
+        "ms": round((time.perf_counter() - started) * 1000),
+    }
+    error = outcome.error
+    if error is None:
+        log.info("polled", **fields)
+        return
+    transient = isinstance(error, FetchError) and error.transient
+    log_method = log.warning if transient else log.error
+    log_method(
+        "polled",
+        **fields,
+        error=str(error),
+        consecutive_errors=state.consecutive_errors,
+        next_poll=state.next_poll.isoformat() if state.next_poll else None,
+        disabled=state.disabled_reason,
+    )
+
+
+class Deliverer:
+    """Delivers due outbox entries; each sink in its own task so a slow one delays no other."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        storage: Storage,
+        sinks: dict[str, Sink],
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.sinks = sinks
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    async def deliver_due(self, limit: int = 500) -> int:
+        """One pass over the due deliveries; returns how many were delivered."""
+        due = self.storage.due_deliveries(self.clock.now(), limit)
+        by_sink: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in due:
+            by_sink[delivery.sink].append(delivery)
+        counts = await asyncio.gather(
+            *(self._deliver_to(name, batch) for name, batch in by_sink.items())
+        )
+        return sum(counts)
+
+    async def _deliver_to(self, sink_name: str, batch: list[Delivery]) -> int:
+        delivered = 0
+        with structlog.contextvars.bound_contextvars(sink=sink_name):
+            sink = self.sinks.get(sink_name)
+            for delivery in batch:
+                if sink is None:
+                    error = SinkError(sink_name, "sink is no longer configured", transient=False)
+                    self._failed(delivery, error, force_dead=True)
+                    continue
+                try:
+                    await sink.send(delivery.alert)
+                except SinkError as e:
+                    self._failed(delivery, e)
+                    if e.transient:
+                        break  # the sink is struggling: keep its order, try the rest later
+                    continue
+                self.storage.mark_delivered(delivery.delivery_id, self.clock.now())
+                log.info("delivered", alert=delivery.alert.alert_id, rule=delivery.alert.rule_id)
+                delivered += 1
+        return delivered
+
+    def _failed(self, delivery: Delivery, error: SinkError, *, force_dead: bool = False) -> None:
+        scheduler = self.config.scheduler
+        attempts = delivery.attempts + 1
+        dead = force_dead or attempts >= scheduler.delivery_max_attempts
+        delay = decide.backoff_delay(
+            attempts, scheduler.backoff_min, scheduler.backoff_max, self.rng, error.retry_after
+        )
+        next_attempt = None if dead else self.clock.now() + delay
+        self.storage.mark_failed(delivery.delivery_id, str(error), next_attempt, dead=dead)
+        log_method = log.error if dead else log.warning
+        log_method(
+            "delivery_failed",
+            alert=delivery.alert.alert_id,
+            attempts=attempts,
+            dead=dead,
+            error=str(error),
+        )

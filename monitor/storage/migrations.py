@@ -1,0 +1,165 @@
+"""Numbered schema migrations for the SQLite store.
+
+``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``. Each runs in
+its own ``BEGIN IMMEDIATE`` transaction together with the bump of the one-row
+``schema_version`` table, so a crash leaves the database at a whole version.
+Never edit a released migration; append a new one.
+
+A migration must not call ``executescript`` (it commits behind our back) and
+must not commit or roll back itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from monitor.exceptions import StorageError
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    """Feeds, items, alerts and the delivery outbox."""
+    statements = [
+        """CREATE TABLE feeds (
+            feed_id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            consecutive_errors INTEGER NOT NULL DEFAULT 0,
+            last_polled TEXT,
+            last_success TEXT,
+            next_poll TEXT,
+            disabled_reason TEXT,
+            items_seen INTEGER NOT NULL DEFAULT 0,
+            warning TEXT
+        )""",
+        """CREATE TABLE items (
+            id TEXT PRIMARY KEY,
+            feed_id TEXT NOT NULL,
+            url TEXT,
+            guid TEXT,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            published TEXT NOT NULL,
+            published_missing INTEGER NOT NULL DEFAULT 0 CHECK (published_missing IN (0, 1)),
+            language TEXT,
+            content_hash TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL
+        )""",
+        # Unique: a canonical URL is claimed once (invariant 1). NULLs do not collide.
+        "CREATE UNIQUE INDEX items_url ON items (url)",
+        "CREATE INDEX items_first_seen ON items (first_seen)",
+        """CREATE TABLE alerts (
+            alert_id TEXT PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            item_id TEXT NOT NULL REFERENCES items (id),
+            payload TEXT NOT NULL CHECK (json_valid(payload))
+        )""",
+        "CREATE INDEX alerts_item ON alerts (item_id)",
+        "CREATE INDEX alerts_created ON alerts (created_at)",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL REFERENCES alerts (alert_id),
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT,
+            last_error TEXT,
+            delivered_at TEXT,
+            UNIQUE (alert_id, sink)
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries (state, next_attempt)",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v1_initial]
+
+
+def latest_version() -> int:
+    return len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database; 0 for a database we never touched."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def check_version(version: int, database: str) -> None:
+    """Refuse a database written by a newer media-monitor."""
+    known = latest_version()
+    if version > known:
+        raise StorageError(
+            f"database schema version {version} is newer than this media-monitor "
+            f"(knows up to {known}); upgrade media-monitor or use another database file",
+            database=database,
+        )
+
+
+def _check_foreign(conn: sqlite3.Connection, database: str) -> None:
+    """Refuse a SQLite file that already holds another application's tables."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        raise StorageError(
+            f"this SQLite database has tables (e.g. {row[0]!r}) but no media-monitor "
+            "schema_version; it belongs to something else, use another database file",
+            database=database,
+        )
+
+
+def _set_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+    )
+    conn.execute(
+        "INSERT INTO schema_version (id, version) VALUES (1, ?) "
+        "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        (version,),
+    )
+
+
+def migrate(conn: sqlite3.Connection, database: str) -> int:
+    """Apply every pending migration, each in its own transaction; return the final version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Safe against
+    another process migrating at the same time: the version is re-read under
+    the write lock before each step.
+    """
+    version = current_version(conn)
+    check_version(version, database)
+    while version < latest_version():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = current_version(conn)
+            check_version(version, database)
+            if version == 0:
+                _check_foreign(conn, database)
+            if version < latest_version():
+                MIGRATIONS[version](conn)
+                version += 1
+                _set_version(conn, version)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return version

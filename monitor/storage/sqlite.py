@@ -1,0 +1,508 @@
+"""The SQLite implementation of the Storage protocol (the default backend).
+
+One connection in autocommit mode (``isolation_level=None``); every write is an
+explicit ``BEGIN IMMEDIATE … COMMIT`` and multi-statement reads run in a
+``BEGIN … COMMIT`` snapshot. The journal is WAL with ``synchronous=NORMAL``: a
+process killed at any point (kill -9) loses no committed transaction and leaves
+no half of one; a power cut may lose the last few commits, but whole.
+
+Environmental SQLite failures (locked, read-only, disk I/O, not a database)
+become ``StorageError`` naming the database file; anything else (a constraint
+violation, a bad statement, an alert whose details cannot be encoded) is a bug
+and propagates as it is, after the transaction has been rolled back.
+
+Pruning and invariant 1: ``prune_items`` forgets items first seen before the
+cutoff, so a feed that re-serves such an old item lets it be claimed again. The
+retention window must exceed how far back the feeds' history reaches; the
+pipeline also skips items older than the retention window.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from monitor.exceptions import StorageError
+from monitor.storage import codec, migrations
+from monitor.storage.base import AlertRecord
+from monitor.types import (
+    Alert,
+    ClaimRequest,
+    ClaimResult,
+    Delivery,
+    FeedState,
+    Item,
+    OutboxEntry,
+)
+
+#: Most ids or URLs bound in one ``IN (…)`` query.
+CHUNK = 500
+
+# Primary result codes (https://sqlite.org/rescode.html) that mean the environment
+# failed rather than our code, with what to tell the user.
+_LOCKED_HINT = "the database is locked by another writer; is a second media-monitor using it?"
+_ENVIRONMENTAL: dict[int, str] = {
+    3: "permission denied",  # SQLITE_PERM
+    5: _LOCKED_HINT,  # SQLITE_BUSY
+    6: _LOCKED_HINT,  # SQLITE_LOCKED
+    7: "out of memory",  # SQLITE_NOMEM
+    8: "the database file or its directory is read-only",  # SQLITE_READONLY
+    10: "disk I/O error",  # SQLITE_IOERR
+    11: "the database file is corrupt",  # SQLITE_CORRUPT
+    13: "the disk is full",  # SQLITE_FULL
+    14: "cannot open the database file; check the path and its permissions",  # SQLITE_CANTOPEN
+    15: "locking protocol error",  # SQLITE_PROTOCOL
+    26: "the file is not a SQLite database (or is encrypted); use another file",  # SQLITE_NOTADB
+}
+
+_FEED_COLUMNS = (
+    "feed_id",
+    "url",
+    "etag",
+    "last_modified",
+    "body_hash",
+    "last_status",
+    "last_error",
+    "consecutive_errors",
+    "last_polled",
+    "last_success",
+    "next_poll",
+    "disabled_reason",
+    "items_seen",
+    "warning",
+)
+_FEED_DATES = frozenset({"last_polled", "last_success", "next_poll"})
+_SAVE_FEED = (
+    f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _FEED_COLUMNS)}) ON CONFLICT (feed_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
+)
+_INSERT_ITEM = (
+    "INSERT INTO items (id, feed_id, url, guid, title, summary, published, published_missing,"
+    " language, content_hash, tags, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"  # a known id or a known canonical URL: not ours to claim
+)
+_INSERT_ALERT = (
+    "INSERT INTO alerts (alert_id, rule_id, severity, created_at, item_id, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (alert_id, sink, state, attempts, next_attempt)"
+    " VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (alert_id, sink) DO NOTHING"
+)
+_SELECT_DELIVERY = (
+    "SELECT d.id, d.alert_id, d.sink, d.state, d.attempts, d.next_attempt, d.last_error,"
+    " d.delivered_at, a.payload FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
+)
+# Items old enough to prune whose alerts have no pending delivery left.
+_PRUNABLE = (
+    "SELECT i.id FROM items i WHERE i.first_seen < ? AND NOT EXISTS ("
+    "SELECT 1 FROM alerts a JOIN deliveries d ON d.alert_id = a.alert_id"
+    " WHERE a.item_id = i.id AND d.state = 'pending')"
+)
+
+
+def _hint(error: sqlite3.Error) -> str | None:
+    """What to tell the user if ``error`` is environmental; None if it is a bug."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    return _ENVIRONMENTAL.get(code & 0xFF)
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" for _ in range(count))
+
+
+class SQLiteStorage:
+    """Storage in one SQLite file; migrates the schema on open.
+
+    ``busy_timeout`` is how long (seconds) to wait for another writer's lock
+    before raising ``StorageError``. ``read_only`` opens the file with
+    ``mode=ro``: every write raises ``StorageError`` and the schema must already
+    be current (nothing is migrated).
+    """
+
+    def __init__(
+        self, path: Path | str, *, busy_timeout: float = 5.0, read_only: bool = False
+    ) -> None:
+        self.database = str(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._conn = self._connect(busy_timeout)
+        try:
+            self._prepare(busy_timeout)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- connection -------------------------------------------------------
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        memory = self.database == ":memory:"
+        if not memory and not self.read_only:
+            try:
+                Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(
+                    "cannot create the database's directory", database=self.database
+                ) from e
+        target = self.database
+        if self.read_only and not memory:
+            target = Path(self.database).resolve().as_uri() + "?mode=ro"
+        with self._guard("open the database"):
+            conn = sqlite3.connect(
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,  # calls are serialised by self._lock
+                uri=self.read_only,
+            )
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _prepare(self, busy_timeout: float) -> None:
+        with self._guard("open the database"):
+            self._conn.execute(f"PRAGMA busy_timeout = {max(0, int(busy_timeout * 1000))}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if self.read_only:
+                self._check_read_only_schema()
+                return
+            self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            migrations.migrate(self._conn, self.database)
+
+    def _check_read_only_schema(self) -> None:
+        version = migrations.current_version(self._conn)
+        migrations.check_version(version, self.database)
+        if version < migrations.latest_version():
+            raise StorageError(
+                f"database schema version {version} is older than this media-monitor's "
+                f"({migrations.latest_version()}); open it once read-write to upgrade it",
+                database=self.database,
+            )
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn environmental SQLite errors into StorageError; let bugs through."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            hint = _hint(e)
+            if hint is None:
+                raise
+            raise StorageError(f"cannot {action} ({hint})", database=self.database) from e
+
+    @contextmanager
+    def _transaction(self, action: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: IMMEDIATE for writes, a read snapshot otherwise."""
+        with self._lock, self._guard(action):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        if not self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the original error is the one worth reporting
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.database!r})"
+
+    # -- feeds ------------------------------------------------------------
+
+    def get_feed_state(self, feed_id: str) -> FeedState | None:
+        with self._transaction("read feed state", write=False) as conn:
+            row = conn.execute("SELECT * FROM feeds WHERE feed_id = ?", (feed_id,)).fetchone()
+        return None if row is None else _feed_from_row(row)
+
+    def save_feed_state(self, state: FeedState) -> None:
+        values = [getattr(state, c) for c in _FEED_COLUMNS]
+        for i, column in enumerate(_FEED_COLUMNS):
+            if column in _FEED_DATES:
+                values[i] = codec.opt_dt_to_text(values[i])
+        with self._transaction("save feed state", write=True) as conn:
+            conn.execute(_SAVE_FEED, values)
+
+    def list_feed_states(self) -> list[FeedState]:
+        with self._transaction("list feed states", write=False) as conn:
+            rows = conn.execute("SELECT * FROM feeds ORDER BY feed_id").fetchall()
+        return [_feed_from_row(row) for row in rows]
+
+    # -- items ------------------------------------------------------------
+
+    def unseen(self, items: Sequence[Item]) -> list[Item]:
+        ids = list(dict.fromkeys(item.id for item in items))
+        urls = list(dict.fromkeys(item.url for item in items if item.url is not None))
+        with self._transaction("look up items", write=False) as conn:
+            known_ids = _known(conn, "id", ids)
+            known_urls = _known(conn, "url", urls)
+        return [
+            item
+            for item in items
+            if item.id not in known_ids and (item.url is None or item.url not in known_urls)
+        ]
+
+    def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
+        stamp = codec.dt_to_text(now)
+        claimed: list[str] = []
+        enqueued = 0
+        with self._transaction("claim items", write=True) as conn:
+            for request in requests:
+                if not _insert_item(conn, request.item, stamp):
+                    continue
+                claimed.append(request.item.id)
+                for entry in request.alerts:
+                    enqueued += _enqueue(conn, request.item.id, entry, stamp)
+        return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
+
+    def prune_items(self, older_than: datetime) -> int:
+        cutoff = codec.dt_to_text(older_than)
+        with self._transaction("prune items", write=True) as conn:
+            conn.execute(
+                "DELETE FROM deliveries WHERE alert_id IN ("
+                f"SELECT alert_id FROM alerts WHERE item_id IN ({_PRUNABLE}))",
+                (cutoff,),
+            )
+            conn.execute(f"DELETE FROM alerts WHERE item_id IN ({_PRUNABLE})", (cutoff,))
+            cursor = conn.execute(f"DELETE FROM items WHERE id IN ({_PRUNABLE})", (cutoff,))
+        return cursor.rowcount
+
+    def count_items(self) -> int:
+        return self._count("count items", "SELECT count(*) FROM items")
+
+    # -- outbox -----------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        with self._transaction("read due deliveries", write=False) as conn:
+            rows = conn.execute(
+                f"{_SELECT_DELIVERY} WHERE d.state = 'pending' AND d.next_attempt <= ?"
+                " ORDER BY d.next_attempt, d.id LIMIT ?",
+                (codec.dt_to_text(now), limit),
+            ).fetchall()
+        return [_delivery_from_row(row, codec.alert_from_json(row["payload"])) for row in rows]
+
+    def mark_delivered(self, delivery_id: int, now: datetime) -> None:
+        with self._transaction("mark a delivery delivered", write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,"
+                " delivered_at = ?, next_attempt = NULL WHERE id = ?",
+                (codec.dt_to_text(now), delivery_id),
+            )
+            _expect_one(cursor, delivery_id)
+
+    def mark_failed(
+        self, delivery_id: int, error: str, next_attempt: datetime | None, *, dead: bool
+    ) -> None:
+        if not dead and next_attempt is None:
+            raise ValueError("a failed delivery that is not dead needs a next_attempt")
+        with self._transaction("mark a delivery failed", write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?,"
+                " next_attempt = ?, state = ? WHERE id = ?",
+                (
+                    error,
+                    codec.opt_dt_to_text(next_attempt),
+                    "dead" if dead else "pending",
+                    delivery_id,
+                ),
+            )
+            _expect_one(cursor, delivery_id)
+
+    def retry_dead(self, target: int | str, now: datetime) -> int:
+        """Re-queue dead deliveries: one by delivery id (int) or all of an alert (str).
+
+        They become pending, due at ``now``, with ``attempts`` reset to 0 so they
+        get the full retry budget again; ``last_error`` is kept.
+        """
+        column = "id" if isinstance(target, int) else "alert_id"
+        with self._transaction("re-queue dead deliveries", write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt = ?"
+                f" WHERE state = 'dead' AND {column} = ?",
+                (codec.dt_to_text(now), target),
+            )
+        return cursor.rowcount
+
+    def recent_alerts(self, limit: int = 20, *, dead_only: bool = False) -> list[AlertRecord]:
+        where = (
+            "WHERE EXISTS (SELECT 1 FROM deliveries d"
+            " WHERE d.alert_id = alerts.alert_id AND d.state = 'dead')"
+            if dead_only
+            else ""
+        )
+        with self._transaction("read recent alerts", write=False) as conn:
+            rows = conn.execute(
+                f"SELECT alert_id, payload FROM alerts {where}"
+                " ORDER BY created_at DESC, alert_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            alerts = {row["alert_id"]: codec.alert_from_json(row["payload"]) for row in rows}
+            deliveries = _deliveries_of(conn, alerts)
+        return [_record(alert, deliveries.get(alert.alert_id, [])) for alert in alerts.values()]
+
+    def pending_count(self) -> int:
+        return self._count(
+            "count pending deliveries", "SELECT count(*) FROM deliveries WHERE state = 'pending'"
+        )
+
+    def dead_count(self) -> int:
+        return self._count(
+            "count dead deliveries", "SELECT count(*) FROM deliveries WHERE state = 'dead'"
+        )
+
+    def _count(self, action: str, query: str) -> int:
+        with self._transaction(action, write=False) as conn:
+            return int(conn.execute(query).fetchone()[0])
+
+
+# -- row helpers (module level: they need a connection, not the store) ----
+
+
+def _feed_from_row(row: sqlite3.Row) -> FeedState:
+    values: dict[str, Any] = {c: row[c] for c in _FEED_COLUMNS}
+    for column in _FEED_DATES:
+        values[column] = codec.opt_dt_from_text(values[column])
+    return FeedState(**values)
+
+
+def _known(conn: sqlite3.Connection, column: str, values: Sequence[str]) -> set[str]:
+    """Which of ``values`` the items table holds in ``column`` ("id" or "url")."""
+    if column not in ("id", "url"):
+        raise ValueError(f"not an items key column: {column!r}")
+    found: set[str] = set()
+    for chunk in _chunks(values):
+        rows = conn.execute(
+            f"SELECT {column} FROM items WHERE {column} IN ({_placeholders(len(chunk))})",  # noqa: S608 -- column is checked above, values are bound
+            chunk,
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+def _insert_item(conn: sqlite3.Connection, item: Item, stamp: str) -> bool:
+    """Insert the item unless its id or canonical URL is known; True if this call inserted it."""
+    cursor = conn.execute(
+        _INSERT_ITEM,
+        (
+            item.id,
+            item.feed_id,
+            item.url,
+            item.guid,
+            item.title,
+            item.summary,
+            codec.dt_to_text(item.published),
+            int(item.published_missing),
+            item.language,
+            item.content_hash,
+            json.dumps(list(item.tags), ensure_ascii=False),
+            stamp,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def _enqueue(conn: sqlite3.Connection, item_id: str, entry: OutboxEntry, stamp: str) -> int:
+    """Insert the alert and one pending delivery per sink; 1 if the alert was new, else 0."""
+    alert = entry.alert
+    if alert.item.id != item_id:
+        raise ValueError(f"alert {alert.alert_id!r} is about item {alert.item.id!r}, not {item_id!r}")
+    cursor = conn.execute(
+        _INSERT_ALERT,
+        (
+            alert.alert_id,
+            alert.rule_id,
+            alert.severity.label,
+            codec.dt_to_text(alert.created_at),
+            item_id,
+            codec.alert_to_json(alert),
+        ),
+    )
+    if cursor.rowcount != 1:
+        return 0
+    conn.executemany(
+        _INSERT_DELIVERY, [(alert.alert_id, sink, stamp) for sink in dict.fromkeys(entry.sinks)]
+    )
+    return 1
+
+
+def _expect_one(cursor: sqlite3.Cursor, delivery_id: int) -> None:
+    if cursor.rowcount != 1:
+        raise LookupError(f"no delivery with id {delivery_id}")
+
+
+def _delivery_from_row(row: sqlite3.Row, alert: Alert) -> Delivery:
+    return Delivery(
+        delivery_id=row["id"],
+        alert=alert,
+        sink=row["sink"],
+        attempts=row["attempts"],
+        state=row["state"],
+        last_error=row["last_error"],
+        next_attempt=codec.opt_dt_from_text(row["next_attempt"]),
+        delivered_at=codec.opt_dt_from_text(row["delivered_at"]),
+    )
+
+
+def _deliveries_of(
+    conn: sqlite3.Connection, alerts: dict[str, Alert]
+) -> dict[str, list[Delivery]]:
+    found: dict[str, list[Delivery]] = {}
+    for chunk in _chunks(list(alerts)):
+        rows = conn.execute(
+            f"{_SELECT_DELIVERY} WHERE d.alert_id IN ({_placeholders(len(chunk))})"
+            " ORDER BY d.alert_id, d.sink, d.id",
+            chunk,
+        )
+        for row in rows:
+            alert = alerts[row["alert_id"]]
+            found.setdefault(alert.alert_id, []).append(_delivery_from_row(row, alert))
+    return found
+
+
+def _record(alert: Alert, deliveries: list[Delivery]) -> AlertRecord:
+    return AlertRecord(
+        alert_id=alert.alert_id,
+        rule_id=alert.rule_id,
+        severity=alert.severity.label,
+        created_at=alert.created_at,
+        item_title=alert.item.title,
+        item_url=alert.item.url,
+        feed_id=alert.item.feed_id,
+        deliveries=tuple(deliveries),
+    )
