@@ -134,7 +134,8 @@ class _Loader:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             reason = getattr(e, "strerror", None) or str(e)
-            self.issue(where, f"cannot read config file {str(path)!r}: {reason}")
+            what = f"included file {str(path)!r}" if origin else "config file"
+            self.issue(where, f"cannot read {what}: {reason}")
             return None
         try:
             root = YAML(typ="rt").load(text)
@@ -297,11 +298,13 @@ def _yaml_issue(file: str, e: YAMLError) -> ConfigIssue:
         return ConfigIssue(file, f"YAML error: {e}")
     mark = e.problem_mark or e.context_mark
     message = e.problem or e.context or "YAML syntax error"
-    if e.context and e.problem:
-        message = f"{e.problem} ({e.context})"
     hint = ""
     if isinstance(e, DuplicateKeyError):
+        # ruamel's text goes on to quote both values, which may be secrets.
+        message = message.split(" with value ", 1)[0]
         hint = "each key may appear once in a mapping; merge or remove the duplicate"
+    elif e.context and e.problem and e.context_mark is not None:
+        message += f" ({e.context} started at line {e.context_mark.line + 1})"
     line = mark.line + 1 if mark is not None else None
     column = mark.column + 1 if mark is not None else None
     return ConfigIssue(file, message, line=line, column=column, hint=hint)
@@ -343,8 +346,10 @@ def _issues(error: ValidationError, doc: _Doc) -> list[ConfigIssue]:
 
 
 def _issue(err: ErrorDetails, doc: _Doc) -> ConfigIssue:
-    kp = _real_path(err["loc"], doc.data)
+    kp = _real_path(err["loc"], doc.data, keep_absent=err["type"] == "missing")
     message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "not a known setting"
     if not kp:
         kp = _locate_reference(message, doc.data)
     pos = _nearest(kp, doc.positions)
@@ -359,15 +364,19 @@ def _issue(err: ErrorDetails, doc: _Doc) -> ConfigIssue:
     )
 
 
-def _real_path(loc: tuple[str | int, ...], data: Any) -> KeyPath:
-    """Keep only segments that are real keys/indexes; pydantic adds union tags like 'terms'."""
+def _real_path(loc: tuple[str | int, ...], data: Any, *, keep_absent: bool) -> KeyPath:
+    """Keep only segments that are real keys/indexes; pydantic adds union tags like 'terms'.
+
+    An absent key is kept only at the end of a "missing" error's loc; anywhere
+    else an absent name is a discriminator tag.
+    """
     kept: list[str | int] = []
     node = data
     for i, seg in enumerate(loc):
         if isinstance(node, dict) and isinstance(seg, str):
             if seg in node:
                 node = node[seg]
-            elif i < len(loc) - 1:
+            elif not (keep_absent and i == len(loc) - 1):
                 continue  # a discriminator tag, not a key
             kept.append(seg)
         elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):

@@ -19,6 +19,7 @@ pipeline also skips items older than the retention window.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -221,10 +222,9 @@ class SQLiteStorage:
     def _rollback(self) -> None:
         if not self._conn.in_transaction:
             return
-        try:
+        # The original error is the one worth reporting, not a failed rollback.
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
-        except sqlite3.Error:  # the original error is the one worth reporting
-            pass
 
     def close(self) -> None:
         with self._lock:
@@ -408,7 +408,7 @@ def _known(conn: sqlite3.Connection, column: str, values: Sequence[str]) -> set[
     found: set[str] = set()
     for chunk in _chunks(values):
         rows = conn.execute(
-            f"SELECT {column} FROM items WHERE {column} IN ({_placeholders(len(chunk))})",  # noqa: S608 -- column is checked above, values are bound
+            f"SELECT {column} FROM items WHERE {column} IN ({_placeholders(len(chunk))})",
             chunk,
         )
         found.update(row[0] for row in rows)
@@ -441,7 +441,9 @@ def _enqueue(conn: sqlite3.Connection, item_id: str, entry: OutboxEntry, stamp: 
     """Insert the alert and one pending delivery per sink; 1 if the alert was new, else 0."""
     alert = entry.alert
     if alert.item.id != item_id:
-        raise ValueError(f"alert {alert.alert_id!r} is about item {alert.item.id!r}, not {item_id!r}")
+        raise ValueError(
+            f"alert {alert.alert_id!r} is about item {alert.item.id!r}, not {item_id!r}"
+        )
     cursor = conn.execute(
         _INSERT_ALERT,
         (
@@ -479,9 +481,7 @@ def _delivery_from_row(row: sqlite3.Row, alert: Alert) -> Delivery:
     )
 
 
-def _deliveries_of(
-    conn: sqlite3.Connection, alerts: dict[str, Alert]
-) -> dict[str, list[Delivery]]:
+def _deliveries_of(conn: sqlite3.Connection, alerts: dict[str, Alert]) -> dict[str, list[Delivery]]:
     found: dict[str, list[Delivery]] = {}
     for chunk in _chunks(list(alerts)):
         rows = conn.execute(
