@@ -15,6 +15,7 @@ import contextlib
 import os
 import random
 import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -123,7 +124,7 @@ class Daemon:
             log.info("pruned", items=pruned)
 
     @contextlib.contextmanager
-    def _tracked(self) -> contextlib.Generator[None]:
+    def _tracked(self) -> Iterator[None]:
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)

@@ -346,6 +346,7 @@ def _issues(error: ValidationError, doc: _Doc) -> list[ConfigIssue]:
 
 
 def _issue(err: ErrorDetails, doc: _Doc) -> ConfigIssue:
+    """Locate one pydantic error in the source and say what to change."""
     kp = _real_path(err["loc"], doc.data, keep_absent=err["type"] == "missing")
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
@@ -414,6 +415,7 @@ def _echo(err: ErrorDetails, kp: KeyPath, doc: _Doc, message: str) -> str:
 
 
 def _hint(err: ErrorDetails, kp: KeyPath, data: Mapping[str, Any]) -> str:
+    """The fix, in YAML terms: pydantic's messages say what is wrong, not what to write."""
     kind = err["type"]
     if kind == "missing" and kp:
         return f"add {kp[-1]!r}"
@@ -423,6 +425,7 @@ def _hint(err: ErrorDetails, kp: KeyPath, data: Mapping[str, Any]) -> str:
 
 
 def _unknown_key_hint(key: str, model: type[BaseModel] | None) -> str:
+    """Most unknown keys are typos, so suggest the nearest field before listing them all."""
     if model is None:
         return "remove it"
     names = list(model.model_fields)

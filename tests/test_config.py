@@ -1,0 +1,312 @@
+"""Config loading: YAML, ${VAR} interpolation, include:, and errors that name file:line."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from monitor.config.loader import json_schema, load_config, summarize
+from monitor.config.models import AppConfig
+from monitor.exceptions import ConfigError, ConfigIssue
+
+DATA = Path(__file__).parent / "data" / "config"
+VALID = DATA / "valid"
+INVALID = DATA / "invalid"
+
+
+def load_error(path: Path, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={} if env is None else env)
+    return info.value
+
+
+# --- valid files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(VALID.glob("*.yaml")), ids=lambda p: p.name)
+def test_valid_files_load(path: Path) -> None:
+    """Every top-level file under data/config/valid loads without an environment."""
+    assert isinstance(load_config(path, env={}), AppConfig)
+
+
+def test_empty_file_gives_defaults() -> None:
+    """A file holding only comments is the default configuration."""
+    assert load_config(VALID / "empty.yaml", env={}) == AppConfig()
+
+
+def test_includes_append_rules_in_file_order() -> None:
+    """Globbed and nested includes append their rules after the main file's own, in order."""
+    config = load_config(VALID / "full.yaml", env={})
+    assert [r.id for r in config.rules] == [
+        "oreshnik",
+        "dnipropetrovsk",
+        "record-drones",
+        "new-weapon",
+    ]
+    assert config.include == ("rules/*.yaml",)
+
+
+@pytest.mark.parametrize(
+    ("env", "attribute", "expected"),
+    [
+        ({}, "feed.id", "local"),
+        ({"FEED_ID": ""}, "feed.id", "local"),
+        ({"FEED_ID": "kyiv"}, "feed.id", "kyiv"),
+        ({}, "feed.url", "https://example.org/rss?key=none"),
+        ({"FEED_HOST": "news.test", "FEED_KEY": "k1"}, "feed.url", "https://news.test/rss?key=k1"),
+        ({}, "feed.title", "cost ${NOT_A_VAR}"),
+        ({}, "feed.interval", timedelta(seconds=90)),
+        ({"POLL": "60"}, "feed.interval", timedelta(seconds=60)),
+        ({}, "feed.enabled", True),
+        ({"FEED_ON": "false"}, "feed.enabled", False),
+        ({}, "http.max_redirects", 5),
+        ({"REDIRECTS": "3"}, "http.max_redirects", 3),
+    ],
+)
+def test_env_interpolation(env: dict[str, str], attribute: str, expected: Any) -> None:
+    """${VAR} and ${VAR:-default} expand anywhere in a string, and $${ stays a literal ${."""
+    config = load_config(VALID / "env.yaml", env=env)
+    section, name = attribute.split(".")
+    owner = config.feeds[0] if section == "feed" else config.http
+    assert getattr(owner, name) == expected
+
+
+def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an explicit env mapping the process environment is used."""
+    monkeypatch.setenv("POLL", "120")
+    config = load_config(VALID / "env.yaml")
+    assert config.feeds[0].interval == timedelta(seconds=120)
+
+
+def test_interpolated_numbers_stay_strings_where_strings_are_expected(tmp_path: Path) -> None:
+    """An interpolated "30" is a string for a text field and a number for a number field."""
+    path = tmp_path / "c.yaml"
+    path.write_text("feeds:\n  - {id: a, url: u, title: '${N}'}\nhttp:\n  max_bytes: ${N}\n")
+    config = load_config(path, env={"N": "30"})
+    assert config.feeds[0].title == "30"
+    assert config.http.max_bytes == 30
+
+
+def test_absolute_include_glob(tmp_path: Path) -> None:
+    """An absolute include glob works and its rules are appended."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("rules:\n  - {kind: terms, id: r1, any: [x]}\n")
+    main = tmp_path / "main.yaml"
+    main.write_text(f"include: {tmp_path}/rules/*.yaml\n")
+    assert [r.id for r in load_config(main, env={}).rules] == ["r1"]
+
+
+# --- invalid files --------------------------------------------------------------------
+
+
+class Expect(NamedTuple):
+    file: str
+    line: int | None
+    column: int | None
+    key_path: str
+    message: str
+    hint: str = ""
+
+
+INVALID_CASES = {
+    "bad_syntax.yaml": [
+        Expect("bad_syntax.yaml", 5, 8, "", "expected ',' or ']'", ""),
+    ],
+    "unknown_key.yaml": [
+        Expect(
+            "unknown_key.yaml",
+            7,
+            5,
+            "feeds[1].intervall",
+            "not a known setting",
+            "unknown key 'intervall'; did you mean 'interval'?",
+        ),
+    ],
+    "unknown_key_far.yaml": [
+        Expect(
+            "unknown_key_far.yaml",
+            4,
+            3,
+            "storage.colour",
+            "not a known setting",
+            "allowed keys: path, retention",
+        ),
+    ],
+    "wrong_type.yaml": [
+        Expect("wrong_type.yaml", 5, 5, "feeds[0].enabled", "got 'maybe'", "true or false"),
+        Expect("wrong_type.yaml", 7, 3, "http.max_redirects", "got 'many'", "whole number"),
+    ],
+    "missing_env.yaml": [
+        Expect(
+            "missing_env.yaml",
+            4,
+            5,
+            "feeds[0].url",
+            "environment variable 'FEED_PATH' is not set",
+            "set FEED_PATH or write ${FEED_PATH:-default}",
+        ),
+    ],
+    "bad_include.yaml": [
+        Expect("bad_include.yaml", 3, 5, "include", "matches no file", "relative to"),
+        Expect("bad_include.yaml", 4, 5, "include", "'parts/missing.yaml' does not exist"),
+    ],
+    "include_cycle.yaml": [
+        Expect(
+            "parts/cycle_b.yaml",
+            3,
+            5,
+            "include",
+            "include cycle: include_cycle.yaml -> cycle_b.yaml -> include_cycle.yaml",
+        ),
+    ],
+    "duplicate_key.yaml": [
+        Expect("duplicate_key.yaml", 5, 5, "", 'duplicate key "url"', "may appear once"),
+    ],
+    "undefined_sink.yaml": [
+        Expect("undefined_sink.yaml", 7, 22, "routes[1].sinks[1]", "sink 'slack'"),
+    ],
+    "bad_duration.yaml": [
+        Expect("bad_duration.yaml", 5, 5, "feeds[0].interval", "'5 minutes' is not a duration"),
+    ],
+    "included_error.yaml": [
+        Expect("parts/bad_rule.yaml", 5, 5, "rules[1].anyy", "not a known", "did you mean 'any'"),
+    ],
+    "included_settings.yaml": [
+        Expect("parts/settings.yaml", 3, 1, "storage", "cannot be set in an included file"),
+    ],
+    "top_list.yaml": [
+        Expect("top_list.yaml", 1, 1, "", "top level must be a mapping"),
+    ],
+    "missing_key.yaml": [
+        Expect("missing_key.yaml", 3, 5, "sinks[0].path", "Field required", "add 'path'"),
+        Expect("missing_key.yaml", 5, 5, "sinks[1]", "Input tag 'slack'"),
+    ],
+    "duplicate_id.yaml": [
+        Expect("duplicate_id.yaml", 5, 5, "feeds[1].id", "duplicate feed id 'a'"),
+    ],
+    "rule_without_terms.yaml": [
+        Expect("rule_without_terms.yaml", 3, 5, "rules[0]", "needs `any` or `all`"),
+    ],
+}
+
+
+def check_issue(issue: ConfigIssue, expect: Expect) -> None:
+    assert Path(issue.file).resolve() == (INVALID / expect.file).resolve()
+    assert (issue.line, issue.column) == (expect.line, expect.column)
+    assert issue.key_path == expect.key_path
+    assert expect.message in issue.message
+    assert expect.hint in issue.hint
+    assert f"{expect.file.rsplit('/', 1)[-1]}:{expect.line}:{expect.column}" in str(issue)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), sorted(INVALID_CASES.items()), ids=sorted(INVALID_CASES)
+)
+def test_invalid_files(name: str, expected: list[Expect]) -> None:
+    """Each bad file fails with issues naming the file, line, column, key path and a fix."""
+    error = load_error(INVALID / name)
+    assert len(error.issues) == len(expected), error
+    for issue, expect in zip(error.issues, expected, strict=True):
+        check_issue(issue, expect)
+
+
+def test_every_invalid_fixture_has_a_case() -> None:
+    """No fixture under data/config/invalid is left untested."""
+    assert {p.name for p in INVALID.glob("*.yaml")} == set(INVALID_CASES)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        (
+            "feeds:\n  - id: a\n    url: ${A}\n  - id: b\n    url: ${B}\n",
+            {},
+            [(3, "feeds[0].url", "'A' is not set"), (5, "feeds[1].url", "'B' is not set")],
+        ),
+        (
+            "feeds:\n  - id: a\n    url: x/${1BAD}\n",
+            {},
+            [(3, "feeds[0].url", "malformed ${...} reference")],
+        ),
+        (
+            "feeds:\n  - id: a\n    url: u\n    enabled: nope\n    bogus: 1\n",
+            {},
+            [(4, "feeds[0].enabled", "valid boolean"), (5, "feeds[0].bogus", "not a known")],
+        ),
+    ],
+)
+def test_generated_invalid(
+    tmp_path: Path, text: str, env: dict[str, str], expected: list[tuple[int, str, str]]
+) -> None:
+    """Every problem in a file is reported at once, each at its own line."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    error = load_error(path, env)
+    found = [(i.line, i.key_path, i.message) for i in error.issues]
+    assert len(found) == len(expected), error
+    for (line, key_path, message), (want_line, want_path, want_message) in zip(
+        found, expected, strict=True
+    ):
+        assert (line, key_path) == (want_line, want_path)
+        assert want_message in message
+
+
+def test_interpolated_values_are_never_echoed(tmp_path: Path) -> None:
+    """A bad value that came from the environment (maybe a secret) is not quoted in errors."""
+    path = tmp_path / "c.yaml"
+    path.write_text("http:\n  max_redirects: ${TOKEN}\n")
+    error = load_error(path, {"TOKEN": "s3cr3t-value"})
+    assert "http.max_redirects" in str(error)
+    assert "s3cr3t" not in str(error)
+
+
+def test_duplicate_key_error_does_not_quote_values(tmp_path: Path) -> None:
+    """ruamel's duplicate-key text quotes both values; the error keeps only the key."""
+    path = tmp_path / "c.yaml"
+    path.write_text("storage:\n  path: a.db\n  path: hunter2.db\n")
+    error = load_error(path)
+    assert 'duplicate key "path"' in str(error)
+    assert "hunter2" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), (b"feeds: \xff\xfe\n", "cannot read config file")],
+)
+def test_unreadable_file(tmp_path: Path, content: bytes | None, message: str) -> None:
+    """A missing or undecodable file is a ConfigError naming it."""
+    path = tmp_path / "c.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    error = load_error(path)
+    assert str(error).startswith(str(path))
+    assert message in str(error)
+
+
+# --- schema and summary ---------------------------------------------------------------
+
+
+def test_json_schema_is_usable_by_editors() -> None:
+    """The schema is JSON, declares its dialect and title, and describes every section."""
+    schema = json_schema()
+    json.dumps(schema)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["title"] == "media-monitor configuration"
+    assert {"feeds", "rules", "sinks", "routes", "storage"} <= set(schema["properties"])
+    assert {"type": "string"} in schema["properties"]["include"]["anyOf"]
+
+
+def test_summarize_counts_sections() -> None:
+    """The summary counts feeds, rules, sinks and routes and names the database."""
+    config = load_config(VALID / "full.yaml", env={"MONITOR_DB": "/var/lib/monitor/m.db"})
+    assert summarize(config) == (
+        "feeds: 2 (1 enabled, 1 disabled)\n"
+        "rules: 4 (terms: 4), 1 disabled\n"
+        "sinks: 2 (console: 1, file: 1)\n"
+        "routes: 2\n"
+        "storage: /var/lib/monitor/m.db"
+    )
