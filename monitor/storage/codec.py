@@ -20,14 +20,13 @@ from monitor.types import Alert, Evidence, Item, Severity, TermHit
 #: Bumped when the payload layout changes; old payloads stay readable.
 PAYLOAD_VERSION = 1
 
-_DT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def dt_to_text(value: datetime) -> str:
     """Fixed-width ISO 8601 UTC text; a naive datetime is a bug and raises ValueError."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}; pass a timezone-aware datetime")
-    return value.astimezone(UTC).strftime(_DT_FORMAT)
+    # isoformat pads the year to four digits, unlike strftime("%Y") on glibc.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def dt_from_text(text: str) -> datetime:

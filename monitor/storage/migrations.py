@@ -83,7 +83,12 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1_initial]
+def _v2_feed_config_url(conn: sqlite3.Connection) -> None:
+    """The URL the configuration gave, kept apart from ``url``, which follows redirects."""
+    conn.execute("ALTER TABLE feeds ADD COLUMN config_url TEXT")
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_feed_config_url]
 
 
 def latest_version() -> int:

@@ -66,6 +66,7 @@ _ENVIRONMENTAL: dict[int, str] = {
 _FEED_COLUMNS = (
     "feed_id",
     "url",
+    "config_url",
     "etag",
     "last_modified",
     "body_hash",
