@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from pydantic import ValidationError
 
 from monitor.config.loader import json_schema, load_config, summarize
 from monitor.config.models import AppConfig
@@ -237,6 +238,19 @@ def test_every_invalid_fixture_has_a_case() -> None:
             {},
             [(4, "feeds[0].enabled", "valid boolean"), (5, "feeds[0].bogus", "not a known")],
         ),
+        (
+            "feeds:\n  - {id: a, url: u}\n  - {id: a, url: v}\n  - {id: a, url: w}\n"
+            "rules:\n  - {kind: terms, id: r1, any: [x]}\n"
+            "routes:\n  - sinks: [console, slak]\n    rules: [r2]\n  - sinks: [nowhere]\n",
+            {},
+            [
+                (3, "feeds[1].id", "duplicate feed id 'a' (first used by feeds[0])"),
+                (4, "feeds[2].id", "duplicate feed id 'a' (first used by feeds[0])"),
+                (8, "routes[0].sinks[1]", "sink 'slak', which is not defined (sinks: console)"),
+                (9, "routes[0].rules[0]", "rule 'r2', which is not defined (rules: r1)"),
+                (10, "routes[1].sinks[0]", "sink 'nowhere', which is not defined"),
+            ],
+        ),
     ],
 )
 def test_generated_invalid(
@@ -253,6 +267,46 @@ def test_generated_invalid(
     ):
         assert (line, key_path) == (want_line, want_path)
         assert want_message in message
+
+
+def test_reference_errors_carry_type_and_location() -> None:
+    """AppConfig's reference checks raise typed errors whose ctx locates the offending name."""
+    with pytest.raises(ValidationError) as info:
+        AppConfig.model_validate({"routes": [{"sinks": ["slack"]}]})
+    (err,) = info.value.errors()
+    assert err["type"] == "undefined_sink"
+    assert err.get("ctx", {})["collection"] == "routes"
+    assert err.get("ctx", {})["name"] == "slack"
+    assert err.get("ctx", {})["loc"] == ("routes", 0, "sinks", 0)
+
+    with pytest.raises(ValidationError) as info:
+        AppConfig.model_validate({"sinks": [{"type": "console", "name": "c"}] * 2, "routes": []})
+    (err,) = info.value.errors()
+    assert err["type"] == "duplicate_id"
+    assert err.get("ctx", {})["loc"] == ("sinks", 1, "name")
+
+
+def test_several_reference_errors_come_as_one_combined_error() -> None:
+    """A model validator raises one error, so several problems are listed in its ctx."""
+    with pytest.raises(ValidationError) as info:
+        AppConfig.model_validate({"routes": [{"sinks": ["a", "b"], "rules": ["r"]}]})
+    (err,) = info.value.errors()
+    assert err["type"] == "reference_problems"
+    assert "3 problems" in err["msg"]
+    problems = err.get("ctx", {})["problems"]
+    assert [(p["type"], p["name"]) for p in problems] == [
+        ("undefined_sink", "a"),
+        ("undefined_sink", "b"),
+        ("undefined_rule", "r"),
+    ]
+
+
+def test_reference_hints(tmp_path: Path) -> None:
+    """An undefined name close to a defined one gets a did-you-mean hint."""
+    path = tmp_path / "c.yaml"
+    path.write_text("routes:\n  - sinks: [consol]\n")
+    (issue,) = load_error(path).issues
+    assert issue.hint == "did you mean 'console'?"
 
 
 def test_interpolated_values_are_never_echoed(tmp_path: Path) -> None:

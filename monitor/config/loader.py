@@ -5,7 +5,8 @@ The flow, one file at a time::
     read text -> ruamel round-trip parse (keeps line/column) -> plain data
       + {key path: (file, line, column)} -> ${VAR} interpolation -> include:
       (lists appended, positions re-keyed) -> AppConfig.model_validate
-      -> ValidationError mapped back to positions -> ConfigError(issues)
+      -> ValidationError mapped back to positions (monitor.config.issues)
+      -> ConfigError(issues)
 
 Problems found while reading (syntax, missing variables, includes) are all
 collected and reported together; validation is skipped when there are any,
@@ -14,69 +15,28 @@ because the data it would see is incomplete and its complaints misleading.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from monitor.config.issues import Doc, KeyPath, Pos, render, validation_issues
 from monitor.config.models import AppConfig
 from monitor.exceptions import ConfigError, ConfigIssue
 
-KeyPath = tuple[str | int, ...]
+__all__ = ["KeyPath", "Pos", "json_schema", "load_config", "summarize"]
 
 _LIST_KEYS = ("feeds", "rules", "sinks", "routes")
 _MAGIC = re.compile(r"[*?\[]")
 _REF = re.compile(r"\$\$\{|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})?")
-_TYPE_HINTS = {
-    "bool_type": "write true or false, without quotes",
-    "bool_parsing": "write true or false, without quotes",
-    "int_type": "write a whole number such as 30, without quotes or units",
-    "int_parsing": "write a whole number such as 30, without quotes or units",
-    "int_from_float": "write a whole number such as 30, without quotes or units",
-    "float_type": "write a number such as 0.5, without quotes",
-    "float_parsing": "write a number such as 0.5, without quotes",
-    "tuple_type": "write a list: one '- item' per line, or [a, b]",
-    "union_tag_not_found": "add the 'type' (sinks) or 'kind' (rules) key",
-}
-# AppConfig._references raises plain ValueErrors at the root; these find the
-# offending value so the error can point at its line. (pattern, list, field, nth match)
-_REFERENCES = (
-    (re.compile(r"route names sink '([^']*)'"), "routes", "sinks", 0),
-    (re.compile(r"route names rule '([^']*)'"), "routes", "rules", 0),
-    (re.compile(r"duplicate feed id '([^']*)'"), "feeds", "id", 1),
-    (re.compile(r"duplicate rule id '([^']*)'"), "rules", "id", 1),
-    (re.compile(r"duplicate sink name '([^']*)'"), "sinks", "name", 1),
-)
-
-
-@dataclass(frozen=True)
-class Pos:
-    """Where a key or list item was written; line and column are 1-based."""
-
-    file: str
-    line: int | None = None
-    column: int | None = None
-
-
-@dataclass
-class _Doc:
-    """One file's plain data plus the source position of every key path in it."""
-
-    data: dict[str, Any]
-    positions: dict[KeyPath, Pos]
-    # Values built from ${VAR}: they may be secrets, so errors never echo them.
-    interpolated: set[KeyPath] = field(default_factory=set)
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -88,7 +48,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
     try:
         return AppConfig.model_validate(doc.data)
     except ValidationError as e:
-        raise ConfigError(_issues(e, doc)) from e
+        raise ConfigError(validation_issues(e, doc)) from e
 
 
 class _Loader:
@@ -106,17 +66,17 @@ class _Loader:
                 message,
                 line=pos.line,
                 column=pos.column,
-                key_path=_render(key_path),
+                key_path=render(key_path),
                 hint=hint,
             )
         )
 
-    def load(self, path: Path, origin: Pos | None, *, top: bool) -> _Doc | None:
+    def load(self, path: Path, origin: Pos | None, *, top: bool) -> Doc | None:
         """One file and, recursively, what it includes; None when it cannot be read at all."""
         root = self.parse(path, origin)
         if root is None:
             return None
-        doc = _Doc({}, {(): Pos(str(path))})
+        doc = Doc({}, {(): Pos(str(path))})
         doc.data = self.convert(root, str(path), (), doc)
         if not top:
             self.check_included_keys(doc)
@@ -153,7 +113,7 @@ class _Loader:
             return None
         return root
 
-    def convert(self, node: Any, file: str, kp: KeyPath, doc: _Doc) -> Any:
+    def convert(self, node: Any, file: str, kp: KeyPath, doc: Doc) -> Any:
         """Round-trip node -> plain Python, recording positions and interpolating strings."""
         if isinstance(node, CommentedMap):
             out: dict[str, Any] = {}
@@ -176,7 +136,7 @@ class _Loader:
             return self.interpolate(str(node), kp, doc)
         return node
 
-    def interpolate(self, text: str, kp: KeyPath, doc: _Doc) -> str:
+    def interpolate(self, text: str, kp: KeyPath, doc: Doc) -> str:
         """Expand ``${VAR}`` and ``${VAR:-default}``; ``$${`` is a literal ``${``.
 
         As in the shell, ``:-`` also applies when VAR is set but empty. The result
@@ -212,7 +172,7 @@ class _Loader:
 
         return _REF.sub(expand, text)
 
-    def check_included_keys(self, doc: _Doc) -> None:
+    def check_included_keys(self, doc: Doc) -> None:
         """Included files add list items only; settings belong in the main file."""
         for key, value in doc.data.items():
             if key not in (*_LIST_KEYS, "include"):
@@ -226,7 +186,7 @@ class _Loader:
             elif key != "include" and not isinstance(value, list):
                 self.issue(doc.positions[(key,)], "must be a list", (key,), "write '- item' lines")
 
-    def include(self, doc: _Doc, base: Path) -> None:
+    def include(self, doc: Doc, base: Path) -> None:
         """Resolve ``include:`` and append each included file's lists, in order."""
         patterns = self.include_patterns(doc)
         for i, pattern in enumerate(patterns):
@@ -240,7 +200,7 @@ class _Loader:
                 if sub is not None:
                     _merge(doc, sub)
 
-    def include_patterns(self, doc: _Doc) -> list[str]:
+    def include_patterns(self, doc: Doc) -> list[str]:
         """``include:`` as a list of strings (a single string is allowed); stored back as a list."""
         raw = doc.data.get("include", [])
         if isinstance(raw, str):
@@ -310,7 +270,7 @@ def _yaml_issue(file: str, e: YAMLError) -> ConfigIssue:
     return ConfigIssue(file, message, line=line, column=column, hint=hint)
 
 
-def _merge(doc: _Doc, sub: _Doc) -> None:
+def _merge(doc: Doc, sub: Doc) -> None:
     """Append ``sub``'s lists to ``doc``'s; positions keep pointing into ``sub``'s file."""
     for key in _LIST_KEYS:
         items = sub.data.get(key)
@@ -328,172 +288,6 @@ def _merge(doc: _Doc, sub: _Doc) -> None:
         for kp in sub.interpolated:
             if len(kp) >= 2 and kp[0] == key and isinstance(kp[1], int):
                 doc.interpolated.add((key, kp[1] + offset, *kp[2:]))
-
-
-# --- ValidationError -> ConfigIssue --------------------------------------------------
-
-
-def _issues(error: ValidationError, doc: _Doc) -> list[ConfigIssue]:
-    """One issue per pydantic error, deduplicated (union members can repeat one error)."""
-    issues: list[ConfigIssue] = []
-    seen: set[str] = set()
-    for err in error.errors():
-        issue = _issue(err, doc)
-        if str(issue) not in seen:
-            seen.add(str(issue))
-            issues.append(issue)
-    return issues
-
-
-def _issue(err: ErrorDetails, doc: _Doc) -> ConfigIssue:
-    """Locate one pydantic error in the source and say what to change."""
-    kp = _real_path(err["loc"], doc.data, keep_absent=err["type"] == "missing")
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "not a known setting"
-    if not kp:
-        kp = _locate_reference(message, doc.data)
-    pos = _nearest(kp, doc.positions)
-    message += _echo(err, kp, doc, message)
-    return ConfigIssue(
-        pos.file,
-        message,
-        line=pos.line,
-        column=pos.column,
-        key_path=_render(kp),
-        hint=_hint(err, kp, doc.data),
-    )
-
-
-def _real_path(loc: tuple[str | int, ...], data: Any, *, keep_absent: bool) -> KeyPath:
-    """Keep only segments that are real keys/indexes; pydantic adds union tags like 'terms'.
-
-    An absent key is kept only at the end of a "missing" error's loc; anywhere
-    else an absent name is a discriminator tag.
-    """
-    kept: list[str | int] = []
-    node = data
-    for i, seg in enumerate(loc):
-        if isinstance(node, dict) and isinstance(seg, str):
-            if seg in node:
-                node = node[seg]
-            elif not (keep_absent and i == len(loc) - 1):
-                continue  # a discriminator tag, not a key
-            kept.append(seg)
-        elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
-            node = node[seg]
-            kept.append(seg)
-        else:
-            break  # inside a scalar: the rest names union members, not keys
-    return tuple(kept)
-
-
-def _nearest(kp: KeyPath, positions: Mapping[KeyPath, Pos]) -> Pos:
-    """Position of the deepest prefix of ``kp`` that was written in a file."""
-    for n in range(len(kp), -1, -1):
-        if kp[:n] in positions:
-            return positions[kp[:n]]
-    return positions[()]
-
-
-def _render(kp: KeyPath) -> str:
-    """('feeds', 2, 'interval') -> 'feeds[2].interval'."""
-    out = ""
-    for seg in kp:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
-    return out
-
-
-def _echo(err: ErrorDetails, kp: KeyPath, doc: _Doc, message: str) -> str:
-    """'; got X' for short scalar inputs not already in the message and not from ${VAR}."""
-    value = err.get("input")
-    if err["type"] in ("missing", "extra_forbidden") or kp in doc.interpolated:
-        return ""
-    if not isinstance(value, str | int | float) or len(repr(value)) > 60 or repr(value) in message:
-        return ""
-    return f"; got {value!r}"
-
-
-def _hint(err: ErrorDetails, kp: KeyPath, data: Mapping[str, Any]) -> str:
-    """The fix, in YAML terms: pydantic's messages say what is wrong, not what to write."""
-    kind = err["type"]
-    if kind == "missing" and kp:
-        return f"add {kp[-1]!r}"
-    if kind == "extra_forbidden" and kp:
-        return _unknown_key_hint(str(kp[-1]), _model_at(kp[:-1], data))
-    return _TYPE_HINTS.get(kind, "")
-
-
-def _unknown_key_hint(key: str, model: type[BaseModel] | None) -> str:
-    """Most unknown keys are typos, so suggest the nearest field before listing them all."""
-    if model is None:
-        return "remove it"
-    names = list(model.model_fields)
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key {key!r}; did you mean {close[0]!r}?"
-    return f"remove it; allowed keys: {', '.join(names)}"
-
-
-def _model_at(kp: KeyPath, data: Any) -> type[BaseModel] | None:
-    """The model class that validated the mapping at ``kp``, picking union members by tag."""
-    candidates: list[type[BaseModel]] = [AppConfig]
-    node = data
-    for seg in kp:
-        if isinstance(seg, int):
-            node = node[seg] if isinstance(node, list) and seg < len(node) else None
-            continue
-        model = _choose(candidates, node)
-        if model is None or seg not in model.model_fields:
-            return None
-        candidates = _models_in(model.model_fields[seg].annotation)
-        node = node.get(seg) if isinstance(node, dict) else None
-    return _choose(candidates, node)
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """Every BaseModel class inside a type such as tuple[Annotated[A | B, ...], ...]."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
-
-
-def _choose(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
-    """The one candidate, or the one whose Literal tag field matches the mapping's value."""
-    if len(candidates) == 1:
-        return candidates[0]
-    if not isinstance(node, dict):
-        return None
-    for model in candidates:
-        for name, info in model.model_fields.items():
-            if get_origin(info.annotation) is Literal and node.get(name) in get_args(
-                info.annotation
-            ):
-                return model
-    return None
-
-
-def _locate_reference(message: str, data: Mapping[str, Any]) -> KeyPath:
-    """Point a root-level reference/duplicate error at the value it names."""
-    for pattern, top, key, nth in _REFERENCES:
-        m = pattern.search(message)
-        if not m:
-            continue
-        hits = _find_value(data.get(top), key, m.group(1))
-        return (top, *hits[min(nth, len(hits) - 1)]) if hits else (top,)
-    return ()
-
-
-def _find_value(items: Any, key: str, value: str) -> list[KeyPath]:
-    """Paths like ('routes', 1, 'sinks', 0) whose value is ``value`` (or a list holding it)."""
-    hits: list[KeyPath] = []
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        found = item.get(key) if isinstance(item, dict) else None
-        if found == value:
-            hits.append((i, key))
-        elif isinstance(found, list) and value in found:
-            hits.append((i, key, found.index(value)))
-    return hits
 
 
 # --- schema and summary -------------------------------------------------------------

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from monitor.config.base import ID_PATTERN as _ID
 from monitor.config.base import Model, SeverityName
@@ -180,21 +181,40 @@ class AppConfig(Model):
 
     @model_validator(mode="after")
     def _references(self) -> AppConfig:
-        _unique("feed id", [f.id for f in self.feeds])
-        _unique("rule id", [r.id for r in self.rules])
-        _unique("sink name", [s.name for s in self.sinks])
-        sink_names = {s.name for s in self.sinks}
-        rule_ids = {r.id for r in self.rules}
-        for route in self.routes:
-            for name in route.sinks:
-                if name not in sink_names:
-                    known = ", ".join(sorted(sink_names)) or "none"
-                    raise ValueError(
-                        f"route names sink {name!r}, which is not defined (sinks: {known})"
-                    )
-            for rule_id in route.rules:
-                if rule_id not in rule_ids:
-                    raise ValueError(f"route names rule {rule_id!r}, which is not defined")
+        """Ids and sink names are unique; routes name only defined sinks and rules.
+
+        Every problem is collected, not just the first. A model validator can raise
+        only one error, so a single problem is raised as its own type
+        (``REFERENCE_ERRORS``) and several as one ``REFERENCE_PROBLEMS`` error whose
+        ``ctx["problems"]`` lists each one as ``{"type", "message", **ctx}``. Every
+        problem's ctx names the ``collection`` it is written in, the offending
+        ``name`` and its ``loc`` (e.g. ``("routes", 1, "sinks", 0)``), which the
+        loader turns into file:line. The checks stay here rather than in the loader
+        so that an AppConfig built any other way is held to them too.
+        """
+        problems = [
+            *_duplicates("feeds", "id", "feed id", [f.id for f in self.feeds]),
+            *_duplicates("rules", "id", "rule id", [r.id for r in self.rules]),
+            *_duplicates("sinks", "name", "sink name", [s.name for s in self.sinks]),
+            *_undefined_in_routes(
+                self.routes, {s.name for s in self.sinks}, {r.id for r in self.rules}
+            ),
+        ]
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise PydanticCustomError(
+                REFERENCE_PROBLEMS,
+                "{count} problems with ids and references: {summary}",
+                {
+                    "count": len(problems),
+                    "summary": "; ".join(p.message() for p in problems),
+                    "problems": tuple(
+                        {"type": p.type, "message": p.message(), **(p.context or {})}
+                        for p in problems
+                    ),
+                },
+            )
         return self
 
     def secrets(self) -> list[SecretStr]:
@@ -202,9 +222,71 @@ class AppConfig(Model):
         return []
 
 
-def _unique(what: str, values: list[str]) -> None:
-    seen: set[str] = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"duplicate {what} {value!r}; each must be unique")
-        seen.add(value)
+# Error types AppConfig._references raises; see its docstring.
+REFERENCE_ERRORS = frozenset({"duplicate_id", "undefined_sink", "undefined_rule"})
+REFERENCE_PROBLEMS = "reference_problems"
+_KNOWN_SHOWN = 10  # defined names quoted in an "is not defined" message
+
+
+def _duplicates(
+    collection: str, field: str, what: str, values: list[str]
+) -> list[PydanticCustomError]:
+    """One duplicate_id error per repeat of a value, located at the repeat."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, value in enumerate(values):
+        if value not in first:
+            first[value] = i
+            continue
+        problems.append(
+            PydanticCustomError(
+                "duplicate_id",
+                "duplicate {what} '{name}' (first used by {first}); each must be unique",
+                {
+                    "collection": collection,
+                    "name": value,
+                    "loc": (collection, i, field),
+                    "what": what,
+                    "first": f"{collection}[{first[value]}]",
+                },
+            )
+        )
+    return problems
+
+
+def _undefined_in_routes(
+    routes: tuple[RouteConfig, ...], sink_names: set[str], rule_ids: set[str]
+) -> list[PydanticCustomError]:
+    """undefined_sink / undefined_rule for each name a route lists that nothing defines."""
+    problems = []
+    for i, route in enumerate(routes):
+        for field, kind, names, defined in (
+            ("sinks", "sink", route.sinks, sink_names),
+            ("rules", "rule", route.rules, rule_ids),
+        ):
+            for j, name in enumerate(names):
+                if name in defined:
+                    continue
+                problems.append(
+                    PydanticCustomError(
+                        f"undefined_{kind}",
+                        "route names {kind} '{name}', which is not defined ({field}: {known})",
+                        {
+                            "collection": "routes",
+                            "name": name,
+                            "loc": ("routes", i, field, j),
+                            "kind": kind,
+                            "field": field,
+                            "defined": tuple(sorted(defined)),
+                            "known": _known(defined),
+                        },
+                    )
+                )
+    return problems
+
+
+def _known(names: set[str]) -> str:
+    """'a, b, c', 'none', or the first few and how many more."""
+    shown = sorted(names)[:_KNOWN_SHOWN]
+    more = len(names) - len(shown)
+    return (", ".join(shown) or "none") + (f" and {more} more" if more else "")
