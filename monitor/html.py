@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["fold_whitespace", "html_to_text", "truncate"]
+__all__ = ["fold_whitespace", "html_to_text", "looks_like_html", "truncate"]
 
 # Longer raw input is cut before stripping: no summary needs more, and it
 # bounds the regex work a hostile feed can ask for.
@@ -39,17 +39,26 @@ _DROP = re.compile(
 _BLOCK_TAG = re.compile(r"</?(?:" + _BLOCK + r")\b" + _ATTRS + ">", re.IGNORECASE)
 _ANY_TAG = re.compile(
     r"</?[A-Za-z][^\s/>]*" + _ATTRS + ">"  # elements
-    r"|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?.*?\?>"  # CDATA markers, doctype, PIs
+    r"|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?[^>]*>"  # CDATA markers, doctype, PIs
     r"|</?[A-Za-z][^<>]*\Z",  # a tag cut off at the end
     re.DOTALL,
 )
 _INLINE_TAG = re.compile(r"</?(?:" + _INLINE + r")\b[^<>]*>", re.IGNORECASE)
+_KNOWN_TAG = re.compile(r"</?(?:" + _BLOCK + "|" + _INLINE + r"|script|style)\b[^<>]*>", re.I)
 _SPACE = re.compile(r"[\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]+")
 
 
 def fold_whitespace(text: str) -> str:
     """Runs of whitespace and control characters become one space; ends trimmed."""
     return _SPACE.sub(" ", text).strip()
+
+
+def looks_like_html(text: str) -> bool:
+    """True when "plain" text carries well-known HTML tags, as mislabelled feeds' text does.
+
+    ``5 < 7`` or ``the <blink> tag`` stay plain; ``<b>bold</b>`` does not.
+    """
+    return "<" in text and _KNOWN_TAG.search(text) is not None
 
 
 def truncate(text: str, limit: int) -> str:
@@ -73,10 +82,12 @@ def html_to_text(fragment: str, limit: int | None = None) -> str:
             text = _ANY_TAG.sub("", text)
         if "&" in text:
             text = html.unescape(text)
-            if "<" in text:  # escaped twice by the feed
+            if "<" in text:  # escaped twice by the feed: strip and decode once more
                 text = _DROP.sub(" ", text)
                 text = _BLOCK_TAG.sub(" ", text)
                 text = _INLINE_TAG.sub("", text)
+                if "&" in text:
+                    text = html.unescape(text)
     else:
         text = fragment
     text = fold_whitespace(text)

@@ -25,7 +25,7 @@ import io
 import json
 import re
 import xml.sax
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -35,7 +35,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from monitor.exceptions import ParseError
-from monitor.html import fold_whitespace, html_to_text, truncate
+from monitor.html import fold_whitespace, html_to_text, looks_like_html, truncate
 from monitor.types import Item
 from monitor.urls import canonical_url, is_web_url
 
@@ -48,7 +48,7 @@ FUTURE_TOLERANCE = timedelta(days=1)
 # Below this many letters a language guess is noise.
 MIN_LETTERS_TO_DETECT = 20
 MIN_DETECT_CONFIDENCE = 0.3
-_DETECT_CHARS = 1_000
+_DETECT_CHARS = 250
 
 # bozo reasons that say nothing about the feed's content being unreadable.
 _BENIGN_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
@@ -117,27 +117,34 @@ def parse_feed(
 def _parse_xml_feed(body: bytes, headers: dict[str, str], ctx: _Context) -> ParsedFeed:
     # Content-Location would become the base of guids with isPermaLink unset, so a
     # server changing it would change every item id; we resolve links ourselves.
-    headers.pop("content-location", None)
+    fp_headers = {key: value for key, value in headers.items() if key != "content-location"}
     try:
         result = feedparser.parse(
             io.BytesIO(body),
-            response_headers=headers,
+            response_headers=fp_headers,
             sanitize_html=False,
             resolve_relative_uris=False,
         )
     except Exception as exc:  # a feedparser bug on hostile bytes must not stop the daemon
         raise ParseError(ctx.url, f"feedparser failed on this body: {_describe(exc)}") from exc
-    entries = result.get("entries") or []
-    bozo = result.get("bozo_exception") if result.get("bozo") else None
-    if not entries and (not result.get("version") or not _benign(bozo)):
+    entries = _get(result, "entries") or []
+    bozo = _get(result, "bozo_exception") if _get(result, "bozo") else None
+    if not entries and (not _get(result, "version") or not _benign(bozo)):
         raise ParseError(ctx.url, _not_a_feed(body, headers, bozo))
-    feed = result.get("feed") or {}
-    feed_language = _primary_language(feed.get("language"))
+    feed = _get(result, "feed") or {}
+    feed_language = _primary_language(_get(feed, "language"))
     ctx = _Context(ctx.feed_id, ctx.url, ctx.now, ctx.tags, ctx.language, feed_language)
-    items = tuple(_entry_item(ctx, entry) for entry in entries)
-    title = _detail_text(feed.get("title"), feed.get("title_detail"), TITLE_LIMIT)
-    warning = _describe(bozo) if bozo is not None else None
-    return ParsedFeed(title, feed_language, items, warning)
+    items = _non_empty(_entry_item(ctx, entry) for entry in entries)
+    title = _detail_text(_get(feed, "title"), _get(feed, "title_detail"), TITLE_LIMIT)
+    warnings = [_describe(bozo)] if bozo is not None else []
+    if len(items) < len(entries):
+        warnings.append(f"skipped empty entries: {len(entries) - len(items)}")
+    return ParsedFeed(title, feed_language, items, "; ".join(warnings) or None)
+
+
+def _get(obj: object, key: str) -> Any:
+    """A stored value, bypassing FeedParserDict's aliases and their DeprecationWarnings."""
+    return dict.get(obj, key) if isinstance(obj, dict) else None
 
 
 def _benign(bozo: object) -> bool:
@@ -164,20 +171,20 @@ def _describe(exc: object) -> str:
 
 
 def _entry_item(ctx: _Context, entry: Mapping[str, Any]) -> Item:
-    title = _detail_text(entry.get("title"), entry.get("title_detail"), TITLE_LIMIT)
-    summary = _detail_text(entry.get("summary"), entry.get("summary_detail"), SUMMARY_LIMIT)
-    content = entry.get("content") or [{}]
+    title = _detail_text(_get(entry, "title"), _get(entry, "title_detail"), TITLE_LIMIT)
+    summary = _detail_text(_get(entry, "summary"), _get(entry, "summary_detail"), SUMMARY_LIMIT)
+    content = _get(entry, "content") or [{}]
     if not summary:
-        summary = _detail_text(content[0].get("value"), content[0], SUMMARY_LIMIT)
+        summary = _detail_text(_get(content[0], "value"), content[0], SUMMARY_LIMIT)
     declared = None
-    for detail in (entry.get("summary_detail"), entry.get("title_detail"), content[0]):
-        if detail and detail.get("language"):
-            declared = _primary_language(detail["language"])
+    for detail in (_get(entry, "summary_detail"), _get(entry, "title_detail"), content[0]):
+        if detail and _get(detail, "language"):
+            declared = _primary_language(_get(detail, "language"))
             break
     return _build_item(
         ctx,
-        guid=entry.get("id"),
-        link=entry.get("link"),
+        guid=_get(entry, "id"),
+        link=_get(entry, "link"),
         title=title,
         summary=summary,
         published=_struct_date(entry),
@@ -185,17 +192,19 @@ def _entry_item(ctx: _Context, entry: Mapping[str, Any]) -> Item:
     )
 
 
-def _detail_text(value: object, detail: Mapping[str, Any] | None, limit: int) -> str:
+def _detail_text(value: object, detail: object, limit: int) -> str:
     if not isinstance(value, str) or not value:
         return ""
-    if detail is not None and detail.get("type") == "text/plain":
+    # Atom type="text" (and base64 bodies) are plain by declaration, yet publishers put
+    # HTML there; like feedparser does for RSS, we treat text with known tags as HTML.
+    if _get(detail, "type") == "text/plain" and not looks_like_html(value):
         return truncate(fold_whitespace(value), limit)
     return html_to_text(value, limit)
 
 
 def _struct_date(entry: Mapping[str, Any]) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
+        parsed = _get(entry, key)
         if parsed:
             try:
                 return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
@@ -224,9 +233,9 @@ def _parse_json_feed(body: bytes, headers: Mapping[str, str], ctx: _Context) -> 
         raise ParseError(ctx.url, "not a feed: JSON Feed without an 'items' list")
     feed_language = _primary_language(_json_str(doc.get("language")))
     ctx = _Context(ctx.feed_id, ctx.url, ctx.now, ctx.tags, ctx.language, feed_language)
-    items = tuple(_json_item(ctx, raw) for raw in raw_items if isinstance(raw, dict))
+    items = _non_empty(_json_item(ctx, raw) for raw in raw_items if isinstance(raw, dict))
     skipped = len(raw_items) - len(items)
-    warning = f"skipped {skipped} JSON Feed item(s) that are not objects" if skipped else None
+    warning = f"skipped empty or non-object items: {skipped}" if skipped else None
     title = truncate(fold_whitespace(_json_str(doc.get("title"))), TITLE_LIMIT)
     return ParsedFeed(title, feed_language, items, warning)
 
@@ -307,6 +316,11 @@ def _build_item(
         language=language or detect_language(f"{title}\n{summary}"),
         content_hash=_sha1(f"{title}\n{summary}"),
     )
+
+
+def _non_empty(items: Iterable[Item]) -> tuple[Item, ...]:
+    """Drop entries with no text, link or guid: a broken tail, nothing to alert on."""
+    return tuple(item for item in items if item.title or item.summary or item.url or item.guid)
 
 
 def _item_url(link: object, base: str) -> str | None:
