@@ -29,7 +29,7 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -225,6 +225,10 @@ class Fetcher:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > cap:
             raise _too_large(url, cap, f"Content-Length says {int(length)} bytes")
+        if response.is_stream_consumed:  # built from bytes, e.g. by httpx.MockTransport
+            if len(response.content) > cap:
+                raise _too_large(url, cap, f"the body has {len(response.content)} bytes")
+            return response.content
         decoder = _Decoder.for_encoding(url, response.headers.get("content-encoding", ""))
         parts: list[bytes] = []
         size = wire = 0
@@ -274,33 +278,25 @@ class Fetcher:
         moved: str | None,
         spent: float,
     ) -> FetchResult:
-        h = reply.headers
-        if reply.status == 304:
-            return FetchResult(
-                url=final,
-                status=304,
-                body=None,
-                headers=h,
-                etag=h.get("etag") or etag,
-                last_modified=h.get("last-modified") or last_modified,
-                permanent_url=moved,
-                elapsed_ms=spent * 1000,
-            )
-        if reply.body is None:
-            raise self._status_error(url, reply)
+        if reply.body is None and reply.status != 304:
+            raise self._status_error(url, final, reply)
+        h, unchanged = reply.headers, reply.status == 304
         return FetchResult(
             url=final,
             status=reply.status,
             body=reply.body,
             headers=h,
-            etag=h.get("etag"),
-            last_modified=h.get("last-modified"),
+            # A 304 may omit the validators; the ones we sent still hold.
+            etag=h.get("etag") or (etag if unchanged else None),
+            last_modified=h.get("last-modified") or (last_modified if unchanged else None),
             permanent_url=moved,
             elapsed_ms=spent * 1000,
         )
 
-    def _status_error(self, url: str, reply: _Reply) -> FetchError:
+    def _status_error(self, url: str, final: str, reply: _Reply) -> FetchError:
         status, what = reply.status, f"HTTP {reply.status} {reply.reason}".rstrip()
+        if final != url:
+            what += f" from {final}"
         if status == 410:
             return FetchError(
                 url,
@@ -341,7 +337,9 @@ class Fetcher:
         if isinstance(exc, httpx.WriteTimeout):
             return f"timed out sending the request after {_secs(t.read.total_seconds())}"
         if isinstance(exc, httpx.PoolTimeout):
-            return "timed out waiting for a free connection"
+            return (
+                f"timed out waiting for a free connection after {_secs(t.connect.total_seconds())}"
+            )
         if isinstance(exc, httpx.ConnectError):
             return _describe_connect(exc)
         if isinstance(exc, httpx.RemoteProtocolError):
@@ -376,15 +374,7 @@ class Fetcher:
         result = await asyncio.to_thread(
             _read_file, url, path, self._config.max_bytes, last_modified
         )
-        elapsed = (time.perf_counter() - start) * 1000
-        return FetchResult(
-            url=result.url,
-            status=result.status,
-            body=result.body,
-            headers=result.headers,
-            last_modified=result.last_modified,
-            elapsed_ms=elapsed,
-        )
+        return replace(result, elapsed_ms=(time.perf_counter() - start) * 1000)
 
 
 def retry_after_seconds(value: str | None, date: str | None, now: datetime) -> float | None:
@@ -471,6 +461,8 @@ def _raw(response: httpx.Response) -> AsyncGenerator[bytes, None]:
 async def _drain(response: httpx.Response) -> None:
     """Read a little of an unwanted body so the connection can go back to the pool."""
     size = 0
+    if response.is_stream_consumed:
+        return
     with contextlib.suppress(httpx.HTTPError):
         async with contextlib.aclosing(_raw(response)) as chunks:
             async for chunk in chunks:
