@@ -115,6 +115,7 @@ async def _once(app: App) -> bool:
         "once_done",
         feeds=len(feeds),
         failed=failed,
+        items_parsed=sum(o.parsed for o in outcomes),
         new=sum(o.new for o in outcomes),
         alerts=sum(o.alerted for o in outcomes),
         delivered=delivered,

@@ -96,7 +96,8 @@ class Daemon:
         state = self.app.storage.get_feed_state(feed.id)
         if state and state.next_poll and state.next_poll > now:
             return state.next_poll
-        spread = min(FIRST_POLL_SPREAD, self.app.poller.interval(feed)).total_seconds()
+        interval = self.app.poller.interval(feed)
+        spread = min(FIRST_POLL_SPREAD, interval * self.app.config.scheduler.jitter).total_seconds()
         return now + timedelta(seconds=self.rng.uniform(0, spread))
 
     async def _poll_job(self, feed: FeedConfig) -> None:
@@ -135,7 +136,9 @@ class Daemon:
                 self._inflight.discard(task)
 
     async def _drain(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        # Pause, not shutdown: APScheduler's asyncio executor cancels running jobs on
+        # shutdown, and in-flight polls deserve the chance to finish.
+        self.scheduler.pause()
         pending = [t for t in self._inflight if not t.done()]
         timeout = self.app.config.scheduler.shutdown_timeout.total_seconds()
         log.info("stopping", in_flight=len(pending), timeout_s=timeout)
@@ -145,6 +148,7 @@ class Daemon:
                 task.cancel()
             if still:
                 log.warning("stop_timeout", cancelled=len(still))
+        self.scheduler.shutdown(wait=False)
         log.info("stopped")
 
     def _install_signal_handlers(self) -> None:

@@ -158,7 +158,7 @@ class Poller:
             new=len(claim.claimed),
             matched=matched,
             alerted=claim.alerts_enqueued,
-            parsed=True,
+            parsed=len(parsed.items),
             http_status=result.status,
         )
         return outcome, new_state

@@ -195,7 +195,7 @@ class PollOutcome:
     new: int = 0
     matched: int = 0
     alerted: int = 0
-    parsed: bool = False
+    parsed: int = 0  # items in the parsed body; 0 when nothing was parsed
     error: Exception | None = None
     http_status: int | None = None
     next_poll: datetime | None = None

@@ -1,0 +1,260 @@
+"""One poll end to end: real feed server, fetcher, parser, rules and SQLite; fake clock and sink."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.clock import FixedClock
+from monitor.config.models import AppConfig, FeedConfig
+from monitor.fetch import Fetcher
+from monitor.pipeline import Deliverer, Poller
+from monitor.rules.compile import compile_rules
+from monitor.storage.sqlite import SQLiteStorage
+from tests import feedserver as fs
+from tests.fakes import FakeSink
+
+NOW = datetime(2025, 6, 8, 12, 0, tzinfo=UTC)
+
+
+def entry(n: int, *, title: str = "", age: timedelta = timedelta(hours=1)) -> dict[str, str]:
+    return {
+        "guid": f"urn:item:{n}",
+        "title": title or f"Routine report number {n}",
+        "link": f"http://example.test/news/{n}?utm_source=rss",
+        "description": f"Body of item {n}.",
+        "pubDate": format_datetime(NOW - age, usegmt=True),
+    }
+
+
+ORESHNIK = entry(100, title="Russia fires Oreshnik missile at Dnipro")
+
+
+class Harness:
+    """A Poller and a Deliverer wired to a real store, a real fetcher and a FakeSink."""
+
+    def __init__(self, tmp_path: Path, server: fs.FeedServer, **overrides: Any) -> None:
+        self.server = server
+        self.clock = FixedClock(NOW)
+        data: dict[str, Any] = {
+            "storage": {"path": str(tmp_path / "m.db")},
+            "sinks": [{"type": "console", "name": "fake"}],
+            "routes": [{"sinks": ["fake"]}],
+            "rules": [
+                {"kind": "terms", "id": "new-weapon", "severity": "critical", "any": ["oreshnik"]}
+            ],
+            "http": {"timeout": {"connect": 2, "read": 1, "total": 3}, "max_bytes": 1_000_000},
+            "scheduler": {"backoff_min": 60, "backoff_max": 3600, "delivery_max_attempts": 3},
+            **overrides,
+        }
+        self.config = AppConfig.model_validate(data)
+        self.store = SQLiteStorage(self.config.storage.path)
+        self.fetcher = Fetcher(self.config.http, self.clock)
+        self.sink = FakeSink("fake")
+        rng = random.Random(7)
+        rules = compile_rules(self.config.rules)
+        self.poller = Poller(self.config, self.store, self.fetcher, rules, self.clock, rng)
+        self.deliverer = Deliverer(self.config, self.store, {"fake": self.sink}, self.clock, rng)
+
+    def feed(self, path: str = "/feed", **kw: Any) -> FeedConfig:
+        return FeedConfig(
+            id=path.strip("/").replace("/", "-") or "root", url=self.server.url(path), **kw
+        )
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.set(self.clock.now() + delta)
+
+    async def close(self) -> None:
+        await self.fetcher.aclose()
+        self.store.close()
+
+
+@pytest.fixture
+async def h(tmp_path: Path, feed_server: fs.FeedServer) -> AsyncIterator[Harness]:
+    harness = Harness(tmp_path, feed_server)
+    yield harness
+    await harness.close()
+
+
+async def test_first_poll_claims_items_and_alerts_only_on_fresh_matches(h: Harness) -> None:
+    """A first poll claims every item; only the fresh matching one is enqueued and delivered."""
+    old_match = entry(1, title="Oreshnik used last year", age=timedelta(days=3))
+    h.server.add_feed("/feed", fs.rss([entry(2), old_match, ORESHNIK]))
+    outcome = await h.poller.poll(h.feed())
+    assert (outcome.status, outcome.new, outcome.alerted) == ("ok", 3, 1)
+    assert await h.deliverer.deliver_due() == 1
+    [alert] = h.sink.sent
+    assert alert.rule_id == "new-weapon"
+    assert alert.item.url == "http://example.test/news/100"
+    assert [t.text for t in alert.evidence.terms] == ["Oreshnik"]
+
+
+async def test_old_items_alert_after_the_first_poll(h: Harness) -> None:
+    """After a feed's first poll, an old but new-to-us item may alert (within retention)."""
+    h.server.add_feed("/feed", fs.rss([entry(2)]))
+    await h.poller.poll(h.feed())
+    late = entry(3, title="Oreshnik report surfaces", age=timedelta(days=2))
+    h.server.add_feed("/feed", fs.rss([entry(2), late]))
+    outcome = await h.poller.poll(h.feed())
+    assert (outcome.new, outcome.alerted) == (1, 1)
+
+
+async def test_not_modified_costs_no_parse(h: Harness) -> None:
+    """A 304 answer is recorded as not modified, nothing is parsed or claimed."""
+    h.server.add_feed("/feed", fs.rss([ORESHNIK]))
+    await h.poller.poll(h.feed())
+    outcome = await h.poller.poll(h.feed())
+    assert (outcome.status, outcome.parsed, outcome.new) == ("not_modified", 0, 0)
+    assert h.server.count("/feed", status=304) == 1
+
+
+async def test_unchanged_body_is_not_parsed_again(h: Harness) -> None:
+    """A server without validators sending the same bytes costs no parse."""
+    h.server.add_feed("/feed", fs.rss([ORESHNIK]), etag=None)
+    await h.poller.poll(h.feed())
+    outcome = await h.poller.poll(h.feed())
+    assert (outcome.status, outcome.parsed) == ("unchanged", 0)
+
+
+async def test_an_item_fires_once_across_feeds_and_reserves(h: Harness) -> None:
+    """The same story under another guid or from another feed (same canonical URL) never fires twice."""
+    h.server.add_feed("/a", fs.rss([ORESHNIK]))
+    copy = {**ORESHNIK, "guid": "other-guid", "link": "http://example.test/news/100?fbclid=x"}
+    h.server.add_feed("/b", fs.rss([copy]))
+    first = await h.poller.poll(h.feed("/a"))
+    second = await h.poller.poll(h.feed("/b"))
+    h.server.add_feed("/a", fs.rss([ORESHNIK, entry(5)]))
+    third = await h.poller.poll(h.feed("/a"))
+    assert [first.alerted, second.alerted, third.alerted] == [1, 0, 0]
+    assert third.new == 1
+    await h.deliverer.deliver_due()
+    assert len(h.sink.sent) == 1
+
+
+async def test_permanent_redirect_moves_the_stored_url(h: Harness) -> None:
+    """A 301 makes later polls go straight to the new URL; a 302 does not."""
+    h.server.add_feed("/new", fs.rss([entry(1)]))
+    h.server.set_route("/moved", fs.Redirect("/new", status=301))
+    h.server.set_route("/temp", fs.Redirect("/new", status=302))
+    await h.poller.poll(h.feed("/moved"))
+    await h.poller.poll(h.feed("/temp"))
+    moved = h.store.get_feed_state("moved")
+    temp = h.store.get_feed_state("temp")
+    assert moved is not None and moved.url == h.server.url("/new")
+    assert temp is not None and temp.url == h.server.url("/temp")
+
+
+def _bad(name: str) -> fs.Behaviour:
+    behaviours: dict[str, Callable[[], fs.Behaviour]] = {
+        "404": lambda: fs.Status(404),
+        "410": lambda: fs.Status(410),
+        "429": lambda: fs.Status(429, {"Retry-After": "120"}),
+        "500": lambda: fs.Status(500),
+        "redirect-loop": lambda: fs.Redirect("/feed", status=302),
+        "slow": lambda: fs.Slow(fs.rss([entry(1)]), interval=1.5),
+        "oversize": lambda: fs.Oversize(3_000_000, content_length=False),
+        "gzip-bomb": lambda: fs.GzipBomb(),
+        "html": fs.html_page,
+        "empty": fs.empty_ok,
+        "close-mid-body": lambda: fs.CloseMidBody(),
+    }
+    return behaviours[name]()
+
+
+BAD = ["404", "429", "500", "redirect-loop", "slow", "oversize", "gzip-bomb", "html", "empty",
+       "close-mid-body"]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", BAD)
+async def test_bad_responses_are_recorded_and_nothing_is_lost(h: Harness, bad: str) -> None:
+    """Each hostile answer leaves a clear error on the feed; the next good poll claims every item once."""
+    h.server.add_feed("/feed", fs.rss([entry(1), ORESHNIK]))
+    await h.poller.poll(h.feed())
+    h.server.set_route("/feed", _bad(bad))
+    with capture_logs() as logs:
+        outcome = await h.poller.poll(h.feed())
+    assert outcome.status == "error"
+    state = h.store.get_feed_state("feed")
+    assert state is not None and state.last_error and state.consecutive_errors == 1
+    assert state.next_poll is not None and state.next_poll > h.clock.now()
+    assert any(e["event"] == "polled" and e.get("error") for e in logs)
+    h.server.add_feed("/feed", fs.rss([entry(1), ORESHNIK, entry(2)]), etag='"v2"')
+    good = await h.poller.poll(h.feed())
+    assert (good.status, good.new) == ("ok", 1)
+    assert h.store.count_items() == 3
+    assert await h.deliverer.deliver_due() == 1
+
+
+async def test_gone_disables_the_feed_with_a_reason(h: Harness) -> None:
+    """410 disables the feed; later polls do not touch the network."""
+    h.server.set_route("/feed", fs.Status(410))
+    await h.poller.poll(h.feed())
+    state = h.store.get_feed_state("feed")
+    assert state is not None and state.disabled_reason and "gone" in state.disabled_reason.lower()
+    outcome = await h.poller.poll(h.feed())
+    assert outcome.status == "disabled"
+    assert h.server.count("/feed") == 1
+
+
+async def test_retry_after_is_honoured(h: Harness) -> None:
+    """A 429 with Retry-After: 3000 schedules the next poll no earlier than that."""
+    h.server.set_route("/feed", fs.Status(429, {"Retry-After": "3000"}))
+    outcome = await h.poller.poll(h.feed())
+    assert outcome.next_poll is not None
+    assert outcome.next_poll - NOW >= timedelta(seconds=3000)
+
+
+async def test_backoff_grows_and_is_capped(h: Harness) -> None:
+    """Consecutive failures back off exponentially up to backoff_max."""
+    h.server.set_route("/feed", fs.Status(500))
+    delays = []
+    for _ in range(10):
+        outcome = await h.poller.poll(h.feed())
+        assert outcome.next_poll is not None
+        delays.append((outcome.next_poll - h.clock.now()).total_seconds())
+        h.advance(timedelta(hours=2))
+    assert delays[2] > delays[1] > delays[0] * 1.3
+    assert max(delays) <= 3600
+    state = h.store.get_feed_state("feed")
+    assert state is not None and state.consecutive_errors == 10
+
+
+async def test_a_changed_config_url_starts_over(h: Harness) -> None:
+    """Editing a feed's URL in the config drops the old validators and polls the new URL."""
+    h.server.add_feed("/one", fs.rss([entry(1)]))
+    h.server.add_feed("/two", fs.rss([entry(2)]))
+    await h.poller.poll(FeedConfig(id="f", url=h.server.url("/one")))
+    outcome = await h.poller.poll(FeedConfig(id="f", url=h.server.url("/two")))
+    assert (outcome.status, outcome.new) == ("ok", 1)
+
+
+async def test_transient_sink_failures_retry_then_die(h: Harness) -> None:
+    """A failing sink is retried with backoff and the delivery dies after max attempts, kept and visible."""
+    h.sink.fail_times = 10
+    h.server.add_feed("/feed", fs.rss([ORESHNIK]))
+    await h.poller.poll(h.feed())
+    for _ in range(3):
+        assert await h.deliverer.deliver_due() == 0
+        h.advance(timedelta(hours=2))
+    [record] = h.store.recent_alerts(dead_only=True)
+    assert [d.state for d in record.deliveries] == ["dead"]
+    assert record.deliveries[0].attempts == 3
+
+
+async def test_a_recovering_sink_gets_the_alert(h: Harness) -> None:
+    """A sink that fails once receives the alert on the next due pass, exactly once."""
+    h.sink.fail_times = 1
+    h.server.add_feed("/feed", fs.rss([ORESHNIK]))
+    await h.poller.poll(h.feed())
+    assert await h.deliverer.deliver_due() == 0
+    assert await h.deliverer.deliver_due() == 0  # not due yet: backoff
+    h.advance(timedelta(minutes=5))
+    assert await h.deliverer.deliver_due() == 1
+    assert len(h.sink.sent) == 1
