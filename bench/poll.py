@@ -24,7 +24,7 @@ import json
 import multiprocessing
 import os
 import random
-import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -135,8 +135,13 @@ def serve(port_queue: multiprocessing.Queue, feeds: int, items: int) -> None:  #
         return "200 OK", feed.body, f"Content-Type: application/rss+xml\r\nETag: {feed.etag}\r\n"
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, HOSTS, 0, backlog=1024)
-        port_queue.put(server.sockets[0].getsockname()[1])
+        # One port on every host: take a free one on the first, then bind them all to it.
+        probe = socket.socket()
+        probe.bind((HOSTS[0], 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        server = await asyncio.start_server(handle, HOSTS, port, backlog=1024)
+        port_queue.put(port)
         await server.serve_forever()
 
     asyncio.run(main())
@@ -166,17 +171,21 @@ class Run:
 
 
 def measure(name: str, cmd: list[str], control: str) -> tuple[Run, str]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    """Run ``cmd`` as a child; wall time, and CPU and peak RSS of that child alone (wait4)."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed ({proc.returncode}):\n{output[-3000:]}")
     stats = json.loads(fetch(control + "/_stats"))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    run = Run(name, wall, cpu, after.ru_maxrss / 1024, stats["requests"], stats["not_modified"], 0)
-    return run, done.stdout + done.stderr
+    cpu = usage.ru_utime + usage.ru_stime
+    run = Run(name, wall, cpu, usage.ru_maxrss / 1024, stats["requests"], stats["not_modified"], 0)
+    return run, output
 
 
 def fetch(url: str) -> str:
@@ -222,6 +231,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=30)
     parser.add_argument("--changed", type=float, default=0.10)
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of our runs here")
     args = parser.parse_args()
 
     queue: multiprocessing.Queue[int] = multiprocessing.Queue()
@@ -235,7 +245,12 @@ def main() -> None:
         write_config(config, urls)
         url_file = Path(tmp) / "urls"
         url_file.write_text("\n".join(urls))
-        ours = [sys.executable, "-m", "monitor", "once", "-c", str(config), "--at", "2025-06-08T12:30:00"]
+        once = ["once", "-c", str(config), "--at", "2025-06-08T12:30:00"]
+        ours = [sys.executable, "-m", "monitor", *once]
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            prof = ["-m", "cProfile", "-o"]
+            ours = [sys.executable, *prof, str(args.profile / "first.prof"), "-m", "monitor", *once]
         naive = [sys.executable, "-c", NAIVE, *urls]
         env_note = f"{args.feeds} feeds x {args.items} items, {os.cpu_count()} cores"
         print(f"media-monitor poll benchmark: {env_note}")
@@ -248,6 +263,8 @@ def main() -> None:
         report(first, naive1)
 
         fetch(f"{control}/_mutate?share={args.changed}")
+        if args.profile:
+            ours[ours.index(str(args.profile / "first.prof"))] = str(args.profile / "second.prof")
         second, log = measure("media-monitor once", ours, control)
         second.items = parsed_items(log)
         naive2, out = measure("naive feedparser loop", naive, control)

@@ -8,6 +8,7 @@ evidence an analyst sees quotes the original text.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -31,14 +32,20 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇ�
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """Normalised text plus, for each of its characters, the index it came from."""
+    """Normalised text plus, for each of its characters, the index it came from.
+
+    ``origin`` is None when every character maps to itself (the common case:
+    no character expanded or vanished), which saves building a table per text.
+    """
 
     original: str
     text: str
-    origin: tuple[int, ...]
+    origin: tuple[int, ...] | None = None
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of ``text`` back to a span of ``original``."""
+        if self.origin is None:
+            return start, end
         if start >= end:
             pos = self.origin[start] if start < len(self.origin) else len(self.original)
             return pos, pos
@@ -50,6 +57,8 @@ class Normalized:
 
     def position(self, original_index: int) -> int:
         """The index in ``text`` of the first character that came from ``original_index`` on."""
+        if self.origin is None:
+            return min(original_index, len(self.text))
         return bisect_left(self.origin, original_index)
 
     def sentences(self) -> list[tuple[int, int]]:
@@ -57,26 +66,39 @@ class Normalized:
         return [(self.position(s), self.position(e)) for s, e in sentences(self.original)]
 
 
-@lru_cache(maxsize=4096)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_FOLD = {ord(c): c.lower() for c in string.ascii_uppercase} | {ord("`"): "'"}
+
+
+@lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
     return unicodedata.normalize("NFKC", ch).casefold().translate(_FOLD)
 
 
+def _fold_match(m: re.Match[str]) -> str:
+    return _fold_char(m.group())
+
+
 def normalize(text: str) -> Normalized:
-    """NFKC, case-folded, quotes/dashes unified, ё->е; offsets kept per character."""
-    composed = unicodedata.normalize("NFC", text)
-    if composed != text:
-        # NFC only merges combining marks; keep offsets in terms of the NFC string.
-        text = composed
-    out: list[str] = []
+    """NFKC, case-folded, quotes/dashes unified, ё->е; offsets kept per character.
+
+    Characters are folded one by one (after NFC, which only composes marks) so
+    each output character can be traced to its source. ASCII, the bulk of most
+    text, is lowered by a translate table; only non-ASCII goes through Unicode.
+    """
+    text = unicodedata.normalize("NFC", text)
+    if text.isascii():
+        return Normalized(text, text.translate(_ASCII_FOLD))
+    folded = _NON_ASCII.sub(_fold_match, text).translate(_ASCII_FOLD)
+    if len(folded) == len(text) and all(
+        len(_fold_char(ch)) == 1 for ch in set(_NON_ASCII.findall(text))
+    ):
+        return Normalized(text, folded)
     origin: list[int] = []
     for i, ch in enumerate(text):
-        folded = ch.casefold() if ch.isascii() else _fold_char(ch)
-        if ch == "`":
-            folded = "'"
-        out.append(folded)
-        origin.extend([i] * len(folded))
-    return Normalized(text, "".join(out), tuple(origin))
+        n = 1 if ch.isascii() else len(_fold_char(ch))
+        origin.extend([i] * n)
+    return Normalized(text, folded, tuple(origin))
 
 
 def fold(text: str) -> str:
