@@ -1,36 +1,163 @@
-"""Rule models: one per rule kind, a closed union discriminated by ``kind``."""
+"""Rule models: one per rule kind, a closed union discriminated by ``kind``.
+
+Adding a kind is a model here (subclass :class:`RuleBase`) plus a matcher in
+``monitor.rules``. Term syntax (wildcards ``advanc*``, inflections, Cyrillic stems) is
+described in :mod:`monitor.rules.lexicon`; number reading in :mod:`monitor.rules.numbers`.
+Patterns, terms and ``requires`` references are checked when the rules are compiled
+(``monitor.rules.compile.compile_rules``), which names the rule and the bad part.
+"""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from monitor.config.base import ID_PATTERN, Model, SeverityName
 
+FieldName = Literal["title", "summary"]
+Terms = tuple[str, ...]
+THRESHOLD_PATTERN = r"^\s*(>=|<=|==|!=|>|<|=)\s*-?\d+(\.\d+)?\s*$"
 
-class TermsRuleConfig(Model):
-    """Fires when the item has any/all of the terms and none of the excluded ones."""
 
-    kind: Literal["terms"]
+class RuleBase(Model):
+    """What every rule kind has: identity, severity and scope."""
+
     id: str = Field(pattern=ID_PATTERN)
     description: str = ""
     severity: SeverityName = "warning"
-    any: tuple[str, ...] = Field((), description="At least one of these terms must occur.")
-    all: tuple[str, ...] = Field((), description="Every one of these terms must occur.")
-    none: tuple[str, ...] = Field((), description="The rule is silent if any of these occurs.")
-    fields: tuple[Literal["title", "summary"], ...] = ("title", "summary")
-    feed_tags: tuple[str, ...] = Field(
-        (), description="Only items of feeds with one of these tags."
-    )
-    languages: tuple[str, ...] = Field((), description="Only items in these languages.")
     enabled: bool = True
+    fields: tuple[FieldName, ...] = Field(
+        ("title", "summary"), min_length=1, description="Which parts of the item are read."
+    )
+    feed_tags: tuple[str, ...] = Field(
+        (), description="Only items with one of these tags (the item's or its feed's)."
+    )
+    languages: tuple[str, ...] = Field(
+        (),
+        description="Only items in these languages (ISO 639-1; 'en' also covers 'en-GB'). "
+        "Items of unknown language are out of scope of a rule that names languages.",
+    )
+    requires: tuple[str, ...] = Field(
+        (), description="Ids of other rules that must also fire on the item."
+    )
+    none: Terms = Field((), description="The rule is silent if any of these terms occurs.")
+    inflect: bool = Field(
+        True,
+        description="Latin words also match their English inflections (strike: strikes, "
+        "struck, striking); false matches the exact forms only.",
+    )
+
+
+class TermsRuleConfig(RuleBase):
+    """Fires when the item has any/all of the terms and none of the excluded ones."""
+
+    kind: Literal["terms"]
+    any: Terms = Field((), description="At least one (or `at_least`) of these terms must occur.")
+    all: Terms = Field((), description="Every one of these terms must occur.")
+    at_least: int | None = Field(
+        None, ge=1, description="How many distinct `any` terms must occur (default 1)."
+    )
 
     @model_validator(mode="after")
     def _needs_terms(self) -> TermsRuleConfig:
         if not self.any and not self.all:
             raise ValueError("a terms rule needs `any` or `all` terms; add at least one")
+        if self.at_least is not None and self.at_least > len(self.any):
+            raise ValueError(
+                f"at_least is {self.at_least} but `any` has only {len(self.any)} terms; "
+                "lower it or add terms"
+            )
         return self
 
 
-RuleConfig = Annotated[TermsRuleConfig, Field(discriminator="kind")]
+class NearRuleConfig(RuleBase):
+    """Fires when a term of each group occurs within ``within`` words (or one sentence)."""
+
+    kind: Literal["near"]
+    terms: tuple[Terms, ...] = Field(
+        min_length=2, description="Two or more groups of terms; one of each must occur."
+    )
+    within: int | Literal["sentence"] = Field(
+        10, description="Most words between the terms, or 'sentence' for the same sentence."
+    )
+
+    @model_validator(mode="after")
+    def _groups(self) -> NearRuleConfig:
+        if any(not group for group in self.terms):
+            raise ValueError("every group of `terms` needs at least one term")
+        if isinstance(self.within, int) and self.within < 0:
+            raise ValueError("within must be 0 or more words, or 'sentence'")
+        return self
+
+
+class RegexRuleConfig(RuleBase):
+    """Fires when ``pattern`` matches the normalised text and its numbers pass ``thresholds``."""
+
+    kind: Literal["regex"]
+    pattern: str = Field(
+        min_length=1,
+        description="Python regular expression, matched case-insensitively on the "
+        "normalised text (lower-case, straight quotes, '-' for every dash).",
+    )
+    thresholds: dict[str, Annotated[str, Field(pattern=THRESHOLD_PATTERN)]] = Field(
+        default_factory=dict,
+        description="Named group -> comparison, e.g. {count: '>= 400'}; the group is read "
+        "as a number (digits, '1,000', '1.2 thousand', number words).",
+    )
+
+
+class QuantityRuleConfig(RuleBase):
+    """Fires when a number counting one of ``nouns`` is within [min, max]."""
+
+    kind: Literal["quantity"]
+    nouns: Terms = Field(min_length=1, description="What is counted: drone*, 'ballistic missile*'.")
+    min: float | None = Field(None, description="Fires at this number or more.")
+    max: float | None = Field(None, description="Fires at this number or fewer.")
+    max_gap: int = Field(
+        3, ge=0, le=6, description="Words allowed between the number and the noun."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> QuantityRuleConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("a quantity rule needs `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+
+class ScoreCategory(Model):
+    """A category of a score lexicon: term weights, scaled by ``weight``, capped at ``cap``."""
+
+    weight: float = Field(1.0, ge=0)
+    cap: float | None = Field(None, gt=0, description="Most this category adds to the score.")
+    terms: dict[str, float] = Field(min_length=1, description="term -> weight")
+
+
+class ScoreRuleConfig(RuleBase):
+    """Sums weighted terms by category; the severity is the highest band the score reaches."""
+
+    kind: Literal["score"]
+    categories: dict[str, ScoreCategory] = Field(min_length=1)
+    bands: dict[SeverityName, float] = Field(
+        min_length=1, description="Lowest score for each severity, e.g. {info: 2, critical: 7}."
+    )
+
+    @model_validator(mode="after")
+    def _bands(self) -> ScoreRuleConfig:
+        if "severity" in self.model_fields_set:
+            raise ValueError("a score rule's severity comes from its `bands`; remove `severity`")
+        order = ["info", "warning", "critical"]
+        given = sorted(self.bands.items(), key=lambda kv: order.index(kv[0]))
+        for (low, a), (high, b) in pairwise(given):
+            if b <= a:
+                raise ValueError(f"band {high} ({b:g}) must be above band {low} ({a:g})")
+        return self
+
+
+RuleConfig = Annotated[
+    TermsRuleConfig | NearRuleConfig | RegexRuleConfig | QuantityRuleConfig | ScoreRuleConfig,
+    Field(discriminator="kind"),
+]
