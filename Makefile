@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/monitor.yaml
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench container-test clean
 
 $(BIN)/monitor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ lint: $(BIN)/monitor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: $(BIN)/monitor
 	$(BIN)/ruff format .
@@ -29,6 +30,11 @@ format: $(BIN)/monitor
 
 bench: $(BIN)/monitor
 	$(BIN)/python bench/poll.py
+
+# Builds the image and runs it against a local feed server (podman or docker; see
+# tests/container/run_container_test.sh). Exit 77: no container engine here.
+container-test:
+	bash tests/container/run_container_test.sh
 
 clean:
 	rm -rf $(VENV) data/*.db*
