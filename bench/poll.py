@@ -30,18 +30,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
-WORDS = (
+TEXT = (
     "Russian forces shelled the city overnight as officials reported damage to energy "
     "infrastructure and residential buildings while air defence units intercepted drones "
     "launched from the south the regional governor said evacuation continued in villages "
     "near the front line and talks on a ceasefire stalled again in the capital"
-).split()
+)
+WORDS = TEXT.split()
 
 
 def make_item(rng: random.Random, feed: int, n: int, when: datetime) -> str:
@@ -221,9 +222,8 @@ def report(first: Run, naive: Run) -> None:
             f"peak RSS {run.rss_mb:6.1f} MB  requests {run.requests:5d}  "
             f"304s {run.not_modified:5d}  items parsed {run.items:6d}"
         )
-    print(
-        f"  ratio naive/ours: wall {naive.wall / first.wall:5.1f}x  cpu {naive.cpu / first.cpu:5.1f}x"
-    )
+    wall, cpu = naive.wall / first.wall, naive.cpu / first.cpu
+    print(f"  ratio naive/ours: wall {wall:5.1f}x  cpu {cpu:5.1f}x")
 
 
 def main() -> None:
@@ -235,7 +235,8 @@ def main() -> None:
     args = parser.parse_args()
 
     queue: multiprocessing.Queue[int] = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(queue, args.feeds, args.items), daemon=True)
+    server_args = (queue, args.feeds, args.items)
+    server = multiprocessing.Process(target=serve, args=server_args, daemon=True)
     server.start()
     port = queue.get(timeout=120)
     control = f"http://127.0.0.1:{port}"

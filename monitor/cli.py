@@ -12,20 +12,24 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import structlog
-from rich.console import Console
-from rich.table import Table
 
 from monitor import __version__
-from monitor.app import App, build_app
 from monitor.clock import Clock, FixedClock, SystemClock
 from monitor.config.loader import json_schema, load_config, summarize
 from monitor.config.models import AppConfig
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.observability import configure_logging
+
+if TYPE_CHECKING:
+    from monitor.app import App
+
+# Imported inside the commands that need them, so that `--help`, `check` and `schema`
+# do not load every sink, the rule engine and the HTTP stack: monitor.app (and
+# through it all of those), rich's tables.
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -58,6 +62,8 @@ def _load(config_path: Path) -> AppConfig:
 
 def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[Any, Any, T]]) -> T:
     """Build the app, run ``body`` on the event loop, always close what was opened."""
+
+    from monitor.app import build_app
 
     async def main() -> T:
         try:
@@ -166,6 +172,9 @@ def feeds(config_path: Path) -> None:
         states = {s.feed_id: s for s in store.list_feed_states()}
     finally:
         store.close()
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("feed", "status", "errors", "last success", "next poll", "items", "last error")
     for feed in config.feeds:
         s = states.get(feed.id)
@@ -203,6 +212,9 @@ def alerts(config_path: Path, limit: int, dead: bool) -> None:
         records = store.recent_alerts(limit, dead_only=dead)
     finally:
         store.close()
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("created", "severity", "rule", "title", "deliveries")
     for r in records:
         states = ", ".join(
@@ -214,3 +226,8 @@ def alerts(config_path: Path, limit: int, dead: bool) -> None:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+from monitor.cli_analyst import register  # noqa: E402
+
+register(main)

@@ -1,4 +1,4 @@
-"""Fetch feeds: one shared httpx client, conditional GET, our own redirect handling.
+"""Fetch feeds: one small httpx client per host, conditional GET, our own redirect handling.
 
 ::
 
@@ -17,6 +17,15 @@ the httpx exception rides along as its ``__cause__``. Programming errors
 Redirects are followed here rather than by httpx so that we can tell a
 permanent move (only 301/308 in the chain) from a temporary one, refuse
 redirects to other schemes (``file://``), and detect loops.
+
+Each host gets its own ``httpx.AsyncClient`` with a pool of
+``http.per_host_limit`` connections, created on first use. One shared pool of
+``http.global_limit`` connections would do, but httpcore scans every pooled
+connection for every queued request, which made the pool the biggest cost of
+polling a thousand feeds. All clients share one TLS context and one set of
+settings. Hosts with nothing in flight keep their idle connections only while
+they are among the most recently used, so the number of idle sockets stays
+bounded however many publishers the config lists.
 """
 
 from __future__ import annotations
@@ -24,11 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib.util
 import socket
 import ssl
+import sys
 import time
 import zlib
-from collections.abc import AsyncGenerator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
@@ -60,6 +72,21 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _DRAIN_LIMIT = 64 * 1024  # read this much of a redirect/error body so the connection is reused
 
+# httpcore tries `import sniffio` on every request. Without sniffio installed each try
+# searches sys.path afresh, thousands of times a poll; recording the absence once makes
+# the failed import instant. (Installing sniffio would do as well.)
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class _Host:
+    """One host's request slots and client; ``active`` counts requests queued or in flight."""
+
+    slot: asyncio.Semaphore
+    client: httpx.AsyncClient
+    active: int = 0
+
 
 @dataclass(frozen=True, slots=True)
 class _Reply:
@@ -86,33 +113,36 @@ class Fetcher:
     ) -> None:
         self._config = config
         self._clock = clock
+        # An injected transport (tests) serves every host and is closed once, by aclose().
+        self._transport = transport
+        self._shared = _Borrowed(transport) if transport is not None else None
+        self._headers = {
+            "User-Agent": config.user_agent or DEFAULT_USER_AGENT,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        # The config has no write or pool timeout: a request line is small, so
+        # writing gets the read timeout; the semaphores below keep the pool from
+        # running dry, so waiting for it gets the connect timeout.
         t = config.timeout
-        self._client = httpx.AsyncClient(
-            headers={
-                "User-Agent": config.user_agent or DEFAULT_USER_AGENT,
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-            # The config has no write or pool timeout: a request line is small,
-            # so writing gets the read timeout; the semaphores below keep the
-            # pool from running dry, so waiting for it gets the connect timeout.
-            timeout=httpx.Timeout(
-                connect=t.connect.total_seconds(),
-                read=t.read.total_seconds(),
-                write=t.read.total_seconds(),
-                pool=t.connect.total_seconds(),
-            ),
-            limits=httpx.Limits(
-                max_connections=config.global_limit,
-                max_keepalive_connections=config.global_limit,
-            ),
-            follow_redirects=False,
-            http1=True,
-            http2=False,
-            transport=transport,
+        self._timeout = httpx.Timeout(
+            connect=t.connect.total_seconds(),
+            read=t.read.total_seconds(),
+            write=t.read.total_seconds(),
+            pool=t.connect.total_seconds(),
         )
+        self._limits = httpx.Limits(
+            max_connections=config.per_host_limit,
+            max_keepalive_connections=config.per_host_limit,
+        )
+        self._tls: ssl.SSLContext | None = None  # made with the first client, then shared
         self._global = asyncio.Semaphore(config.global_limit)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._hosts: dict[str, _Host] = {}
+        # Hosts with nothing in flight, least recently used first; beyond this many
+        # their clients are closed, so idle connections stay within http.global_limit.
+        self._idle: OrderedDict[str, _Host] = OrderedDict()
+        self._max_idle_hosts = max(1, config.global_limit // config.per_host_limit)
+        self._closed = False
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -126,7 +156,13 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        self._closed = True
+        hosts, self._hosts = list(self._hosts.values()), {}
+        self._idle.clear()
+        for host in hosts:
+            await host.client.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
@@ -179,11 +215,11 @@ class Fetcher:
     ) -> tuple[_Reply, float]:
         """One request/response under both concurrency limits and the remaining deadline."""
         total = self._config.timeout.total.total_seconds()
-        async with self._host_slot(target.host), self._global:
+        async with self._host(target.host) as host, host.slot, self._global:
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(max(total - spent, 0.0)) as deadline:
-                    reply = await self._send(url, target, headers)
+                    reply = await self._send(host.client, url, target, headers)
             except TimeoutError as e:
                 if not deadline.expired():
                     raise
@@ -199,20 +235,51 @@ class Fetcher:
                 raise FetchError(url, self._describe(e), transient=True) from e
             return reply, time.perf_counter() - start
 
-    def _host_slot(self, host: str) -> asyncio.Semaphore:
-        slot = self._hosts.get(host)
-        if slot is None:
-            slot = self._hosts[host] = asyncio.Semaphore(self._config.per_host_limit)
-        return slot
+    @contextlib.asynccontextmanager
+    async def _host(self, name: str) -> AsyncIterator[_Host]:
+        """The host's slots and client, kept open while any request to it is queued or running."""
+        if self._closed:
+            raise RuntimeError("this Fetcher has been closed")
+        host = self._hosts.get(name) or self._open_host(name)
+        self._idle.pop(name, None)
+        host.active += 1
+        try:
+            yield host
+        finally:
+            host.active -= 1
+            if host.active == 0 and self._hosts.get(name) is host:
+                self._idle[name] = host
+                if len(self._idle) > self._max_idle_hosts:
+                    oldest, stale = self._idle.popitem(last=False)
+                    del self._hosts[oldest]
+                    await stale.client.aclose()
 
-    async def _send(self, url: str, target: httpx.URL, headers: dict[str, str]) -> _Reply:
-        request = self._client.build_request("GET", target, headers=headers)
-        response = await self._client.send(request, stream=True)
+    def _open_host(self, name: str) -> _Host:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=self._limits,
+            verify=self._tls,
+            follow_redirects=False,
+            http1=True,
+            http2=False,
+            transport=self._shared,
+        )
+        host = self._hosts[name] = _Host(asyncio.Semaphore(self._config.per_host_limit), client)
+        return host
+
+    async def _send(
+        self, client: httpx.AsyncClient, url: str, target: httpx.URL, headers: dict[str, str]
+    ) -> _Reply:
+        request = client.build_request("GET", target, headers=headers)
+        response = await client.send(request, stream=True)
         try:
             body = None
             if 200 <= response.status_code < 300:
                 body = await self._read_body(url, response)
-            elif response.status_code != 304:
+            else:  # a 304 too: until its empty body is read, httpcore will not reuse the connection
                 await _drain(response)
         finally:
             await response.aclose()
@@ -375,6 +442,19 @@ class Fetcher:
             _read_file, url, path, self._config.max_bytes, last_modified
         )
         return replace(result, elapsed_ms=(time.perf_counter() - start) * 1000)
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A transport lent to a host's client: that client closing does not close it."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
 
 
 def retry_after_seconds(value: str | None, date: str | None, now: datetime) -> float | None:

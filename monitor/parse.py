@@ -6,9 +6,13 @@ first time a language has to be guessed, then cached for the process.)
 
     body + headers ─▶ JSON Feed? ─yes─▶ json.loads ───────────────┐
                           │no                                      ▼
-                          └──▶ feedparser(BytesIO) ─▶ entries ─▶ Item (id, canonical url,
-                                                                  plain text, UTC date,
-                                                                  language, content hash)
+                          ├──▶ fastparse (feedparser-rs) ─▶ entries ─▶ Item (id, canonical url,
+                          │    declined?                               plain text, UTC date,
+                          └──▶ feedparser(BytesIO) ─────▶ entries ─▶  language, content hash)
+
+monitor.fastparse takes only plain, well-formed feeds it can hand over as
+feedparser would have parsed them (tests/test_fastparse.py checks Items are
+identical); everything else goes to feedparser as before.
 
 feedparser gets a ``BytesIO`` and the response headers, never a URL or a
 string (it would fetch or open those), with HTML sanitising and relative-URI
@@ -32,9 +36,8 @@ from functools import cache
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-import feedparser
-
 from monitor.exceptions import ParseError
+from monitor.fastparse import parse_fast
 from monitor.html import fold_whitespace, html_to_text, looks_like_html, truncate
 from monitor.types import Item
 from monitor.urls import canonical_url, is_web_url
@@ -50,8 +53,6 @@ MIN_LETTERS_TO_DETECT = 20
 MIN_DETECT_CONFIDENCE = 0.3
 _DETECT_CHARS = 250
 
-# bozo reasons that say nothing about the feed's content being unreadable.
-_BENIGN_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _LANG_TAG = re.compile(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)")
 # Codes feeds use that are not (or no longer) ISO 639-1: 'ua' is Ukraine, not a language.
 _LANG_FIXES = {"ua": "uk", "iw": "he", "in": "id", "ji": "yi", "jw": "jv"}
@@ -115,6 +116,13 @@ def parse_feed(
 
 
 def _parse_xml_feed(body: bytes, headers: dict[str, str], ctx: _Context) -> ParsedFeed:
+    fast = parse_fast(body, headers)
+    if fast is not None:
+        return _feed_items(ctx, fast.feed, fast.entries, None)
+    # Imported here: about 40 ms of start-up that a poll whose feeds all take the
+    # fast path (see monitor.fastparse) never needs.
+    import feedparser
+
     # Content-Location would become the base of guids with isPermaLink unset, so a
     # server changing it would change every item id; we resolve links ourselves.
     fp_headers = {key: value for key, value in headers.items() if key != "content-location"}
@@ -131,7 +139,13 @@ def _parse_xml_feed(body: bytes, headers: dict[str, str], ctx: _Context) -> Pars
     bozo = _get(result, "bozo_exception") if _get(result, "bozo") else None
     if not entries and (not _get(result, "version") or not _benign(bozo)):
         raise ParseError(ctx.url, _not_a_feed(body, headers, bozo))
-    feed = _get(result, "feed") or {}
+    return _feed_items(ctx, _get(result, "feed") or {}, entries, bozo)
+
+
+def _feed_items(
+    ctx: _Context, feed: Mapping[str, Any], entries: list[Any], bozo: object
+) -> ParsedFeed:
+    """Items from feedparser's (or the fast path's feedparser-shaped) feed and entries."""
     feed_language = _primary_language(_get(feed, "language"))
     ctx = _Context(ctx.feed_id, ctx.url, ctx.now, ctx.tags, ctx.language, feed_language)
     items = _non_empty(_entry_item(ctx, entry) for entry in entries)
@@ -148,7 +162,12 @@ def _get(obj: object, key: str) -> Any:
 
 
 def _benign(bozo: object) -> bool:
-    return bozo is None or isinstance(bozo, _BENIGN_BOZO)
+    """True for bozo reasons that say nothing about the feed's content being unreadable."""
+    if bozo is None:
+        return True
+    import feedparser  # local: see _parse_xml_feed
+
+    return isinstance(bozo, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType)
 
 
 def _not_a_feed(body: bytes, headers: Mapping[str, str], bozo: object) -> str:

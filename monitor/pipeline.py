@@ -3,7 +3,8 @@
 The dataflow, as a shell pipeline::
 
     state(feed) | fetch --if-none-match | [304 or same hash: stop] | parse
-        | unseen | evaluate rules | route | claim+enqueue (one transaction) | save state
+        | unseen | assess rules (against history) | route
+        | claim+enqueue+record mentions (one transaction) | save state
 
     due deliveries | sink.send | mark delivered / retry later / dead
 
@@ -31,6 +32,8 @@ from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.exceptions import FetchError, MonitorError, SinkError
 from monitor.parse import ParsedFeed, parse_feed
+from monitor.rules.engine import Assessment
+from monitor.rules.history import History, LayeredHistory
 from monitor.sinks.base import Sink
 from monitor.storage.base import Storage
 from monitor.types import (
@@ -39,7 +42,6 @@ from monitor.types import (
     FeedState,
     FetchResult,
     Item,
-    Match,
     OutboxEntry,
     PollOutcome,
 )
@@ -54,7 +56,14 @@ class Fetcher(Protocol):
 
 
 class RuleEvaluator(Protocol):
-    def evaluate(self, item: Item, *, feed_tags: Sequence[str] = ()) -> list[Match]: ...
+    def assess(
+        self,
+        item: Item,
+        *,
+        feed_tags: Sequence[str] = (),
+        history: History | None = None,
+        now: datetime | None = None,
+    ) -> Assessment: ...
 
 
 class Poller:
@@ -170,8 +179,13 @@ class Poller:
         feed_title = feed.title or parsed.title
         requests: list[ClaimRequest] = []
         matched = 0
+        # The store's history plus this poll's earlier items, not yet claimed.
+        history = LayeredHistory(self.storage)
         for item in self.storage.unseen(parsed.items):
             alerts: list[OutboxEntry] = []
+            # Every unseen item is assessed, alerting or not: history learns from all.
+            assessment = self.rules.assess(item, feed_tags=feed.tags, history=history, now=now)
+            history.add(assessment.mentions, item_id=item.id, source=item.feed_id)
             if decide.may_alert(
                 item,
                 first_poll=first_poll,
@@ -179,13 +193,13 @@ class Poller:
                 max_item_age=scheduler.max_item_age,
                 retention=self.config.storage.retention,
             ):
-                for match in self.rules.evaluate(item, feed_tags=feed.tags):
+                for match in assessment.matches:
                     matched += 1
                     alert = decide.make_alert(match, item, now=now, feed_title=feed_title)
                     sinks = decide.route(alert, feed.tags, self.config.routes)
                     if sinks:
                         alerts.append(OutboxEntry(alert, sinks))
-            requests.append(ClaimRequest(item, tuple(alerts)))
+            requests.append(ClaimRequest(item, tuple(alerts), assessment.mentions))
         return requests, matched
 
     def _failed(

@@ -66,6 +66,9 @@ class Normalized:
         return [(self.position(s), self.position(e)) for s, e in sentences(self.original)]
 
 
+# Every character that is not a letter or digit is a word break. Built once, read only.
+_ASCII_BREAKS = {cp: " " for cp in range(128) if not chr(cp).isalnum()}
+_BREAKS = re.compile(r"[^\w ]|_")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ASCII_FOLD = {ord(c): c.lower() for c in string.ascii_uppercase} | {ord("`"): "'"}
 
@@ -104,6 +107,17 @@ def normalize(text: str) -> Normalized:
 def fold(text: str) -> str:
     """The normalised form alone, for terms and aliases (no offsets needed)."""
     return normalize(text).text
+
+
+def break_words(text: str) -> str:
+    """``text`` (already normalised) with every non-letter, non-digit as a space; same length.
+
+    Matchers look for `` word `` keys in ``" " + break_words(text) + " "``, so every hit
+    lies on word boundaries and its offsets are those of ``text`` plus one.
+    """
+    if text.isascii():
+        return text.translate(_ASCII_BREAKS)
+    return _BREAKS.sub(" ", text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,11 +159,27 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Mention:
+    """One key an item mentions, for the history that novelty and burst rules read.
+
+    ``key`` is ``place:<place id>`` (the place and, rolled up, its region and country) or
+    ``term:<normalised term>``; ``in_context`` is true when conflict-context terms occur
+    near the place. The item and its source (feed id) are recorded alongside.
+    """
+
+    key: str
+    at: datetime
+    in_context: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimRequest:
-    """An item to claim; ``alerts`` are enqueued only if this call is the one that claims it."""
+    """An item to claim; ``alerts`` are enqueued and ``mentions`` recorded only if this call
+    is the one that claims it."""
 
     item: Item
     alerts: tuple[OutboxEntry, ...] = ()
+    mentions: tuple[Mention, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

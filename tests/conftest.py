@@ -11,7 +11,7 @@ from tests.feedserver import FeedServer
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx honours proxy variables; tests (and the daemons they start) reach 127.0.0.1 directly."""
+    """httpx honours proxy variables; tests and their daemons reach 127.0.0.1 directly."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)

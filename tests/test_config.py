@@ -184,7 +184,7 @@ INVALID_CASES = {
     ],
     "missing_key.yaml": [
         Expect("missing_key.yaml", 3, 5, "sinks[0].path", "Field required", "add 'path'"),
-        Expect("missing_key.yaml", 5, 5, "sinks[1]", "Input tag 'slack'"),
+        Expect("missing_key.yaml", 5, 5, "sinks[1]", "Input tag 'pager'"),
     ],
     "duplicate_id.yaml": [
         Expect("duplicate_id.yaml", 5, 5, "feeds[1].id", "duplicate feed id 'a'"),

@@ -70,7 +70,7 @@ def alert_lines(tmp_path: Path) -> list[dict[str, object]]:
 def test_kill_between_claim_and_delivery_loses_nothing(
     tmp_path: Path, feed_server: fs.FeedServer
 ) -> None:
-    """Killed after claiming but before delivering, a restart delivers the alert once and claims nothing twice."""
+    """Killed between claim and delivery, a restart delivers once and claims nothing twice."""
     url = feed_server.add_feed("/feed", oreshnik_feed())
     config = write_config(
         tmp_path,
@@ -140,7 +140,7 @@ def test_sigterm_stops_cleanly_and_a_second_signal_forces(
 
 
 def test_unreachable_feeds_are_logged_and_the_daemon_keeps_going(tmp_path: Path) -> None:
-    """With no server at all, `once` logs each feed's error clearly and exits 1; `feeds` shows it."""
+    """With no server, `once` logs each feed's error and exits 1; `feeds` shows it."""
     config = write_config(
         tmp_path,
         [

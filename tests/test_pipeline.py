@@ -124,7 +124,7 @@ async def test_unchanged_body_is_not_parsed_again(h: Harness) -> None:
 
 
 async def test_an_item_fires_once_across_feeds_and_reserves(h: Harness) -> None:
-    """The same story under another guid or from another feed (same canonical URL) never fires twice."""
+    """The same story (same canonical URL) from another guid or feed never fires twice."""
     h.server.add_feed("/a", fs.rss([ORESHNIK]))
     copy = {**ORESHNIK, "guid": "other-guid", "link": "http://example.test/news/100?fbclid=x"}
     h.server.add_feed("/b", fs.rss([copy]))
@@ -174,7 +174,7 @@ BAD = ["404", "429", "500", "redirect-loop", "slow", "oversize", "gzip-bomb", "h
 
 @pytest.mark.parametrize("bad", BAD)
 async def test_bad_responses_are_recorded_and_nothing_is_lost(h: Harness, bad: str) -> None:
-    """Each hostile answer leaves a clear error on the feed; the next good poll claims every item once."""
+    """A hostile answer leaves a clear error; the next good poll claims each item once."""
     h.server.add_feed("/feed", fs.rss([entry(1), ORESHNIK]))
     await h.poller.poll(h.feed())
     h.server.set_route("/feed", _bad(bad))
@@ -236,7 +236,7 @@ async def test_a_changed_config_url_starts_over(h: Harness) -> None:
 
 
 async def test_transient_sink_failures_retry_then_die(h: Harness) -> None:
-    """A failing sink is retried with backoff and the delivery dies after max attempts, kept and visible."""
+    """A failing sink is retried with backoff, then the delivery is dead but kept."""
     h.sink.fail_times = 10
     h.server.add_feed("/feed", fs.rss([ORESHNIK]))
     await h.poller.poll(h.feed())

@@ -106,5 +106,5 @@ def test_json_schema_exports() -> None:
     """The rule union exports a JSON Schema for editors."""
     schema = _RULE.json_schema()
     assert set(schema["discriminator"]["mapping"]) == {
-        "terms", "near", "regex", "quantity", "score"
+        "terms", "near", "regex", "quantity", "score", "novelty", "burst"
     }  # fmt: skip

@@ -29,7 +29,12 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from monitor.config.models import REFERENCE_ERRORS, REFERENCE_PROBLEMS, AppConfig
+from monitor.config.models import (
+    REFERENCE_ERRORS,
+    REFERENCE_PROBLEMS,
+    SECRET_VALUE_ERROR,
+    AppConfig,
+)
 from monitor.exceptions import ConfigIssue
 
 KeyPath = tuple[str | int, ...]
@@ -164,8 +169,8 @@ def _nearest(kp: KeyPath, positions: Mapping[KeyPath, Pos]) -> Pos:
 def _echo(err: ErrorDetails, kp: KeyPath, doc: Doc, message: str) -> str:
     """'; got X' for short scalar inputs not already in the message and not from ${VAR}."""
     value = err.get("input")
-    if err["type"] in ("missing", "extra_forbidden") or kp in doc.interpolated:
-        return ""
+    if err["type"] in ("missing", "extra_forbidden", SECRET_VALUE_ERROR) or kp in doc.interpolated:
+        return ""  # a secret's value, or one from the environment, is never repeated
     if not isinstance(value, str | int | float) or len(repr(value)) > 60 or repr(value) in message:
         return ""
     return f"; got {value!r}"

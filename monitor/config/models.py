@@ -8,58 +8,22 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
-    BeforeValidator,
     Field,
-    PlainSerializer,
     SecretStr,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from monitor.config.base import ID_PATTERN as _ID
-from monitor.config.base import Model, SeverityName
+from monitor.config.base import Duration, Model, SeverityName
 from monitor.config.rule_models import RuleConfig
 from monitor.types import Severity
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``300`` / ``"90s"`` / ``"5m"`` / ``"2h"`` / ``"1d"`` -> timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration, not a boolean")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-    raise ValueError(f"{value!r} is not a duration; write seconds (300) or 90s, 5m, 2h, 1d")
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda td: f"{td.total_seconds():g}s", return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w)?\s*$"},
-            ],
-            "description": "seconds, or a number with a unit: 90s, 5m, 2h, 1d",
-        }
-    ),
-]
 
 
 class FeedConfig(Model):
@@ -93,7 +57,175 @@ class FileSinkConfig(Model):
     path: Path = Field(description="JSON-lines file the alerts are appended to.")
 
 
-SinkConfig = Annotated[ConsoleSinkConfig | FileSinkConfig, Field(discriminator="type")]
+# Header names the webhook sink sets itself; a custom header may not replace them.
+RESERVED_WEBHOOK_HEADERS = frozenset(
+    {"content-type", "idempotency-key", "x-monitor-timestamp", "x-monitor-signature"}
+)
+# Custom header names whose values are treated as secrets (masked in logs).
+_SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|password|cookie|signature", re.I)
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+# Error type for a bad secret value; config.issues must not echo its input.
+SECRET_VALUE_ERROR = "secret_value"  # noqa: S105 - an error type name, not a password
+
+
+def _http_url(value: SecretStr, what: str) -> SecretStr:
+    """An http(s) URL, checked without ever echoing it (it is a secret)."""
+    text = value.get_secret_value().strip()
+    if not re.match(r"^https?://[^/\s]+", text, re.I):
+        raise PydanticCustomError(
+            SECRET_VALUE_ERROR,
+            "{what} must be an http:// or https:// URL (value not shown: it is a secret)",
+            {"what": what},
+        )
+    return SecretStr(text)
+
+
+def _address(value: str) -> str:
+    """``alerts@example.org`` or ``Desk <alerts@example.org>``."""
+    _, addr = parseaddr(value)
+    if not _EMAIL.match(addr):
+        raise ValueError(f"{value!r} is not an e-mail address like alerts@example.org")
+    return value.strip()
+
+
+class HttpSinkBase(Model):
+    name: str = Field(pattern=_ID)
+    timeout: Duration = Field(timedelta(seconds=10), description="Whole request, answer included.")
+
+
+class SlackSinkConfig(HttpSinkBase):
+    """A Slack incoming webhook; the message is Block Kit with a plain-text fallback."""
+
+    type: Literal["slack"]
+    webhook_url: SecretStr = Field(description="https://hooks.slack.com/services/...; a secret.")
+    channel: str | None = Field(None, description="Override the webhook's channel, if allowed.")
+    username: str | None = None
+    icon_emoji: str | None = Field(None, description="e.g. ':rotating_light:'.")
+    template: Path | None = Field(
+        None, description="Jinja2 file for the plain-text fallback (`text`); default built in."
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        return _http_url(v, "webhook_url")
+
+
+class WebhookSinkConfig(HttpSinkBase):
+    """POSTs the alert JSON, signed with HMAC-SHA256 when ``secret`` is set."""
+
+    type: Literal["webhook"]
+    url: SecretStr = Field(description="Receiver URL; a secret (it may carry a token).")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Monitor-Signature.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra request headers (e.g. Authorization); values are kept secret.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        return _http_url(v, "url")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        taken = sorted(k for k in v if k.strip().lower() in RESERVED_WEBHOOK_HEADERS)
+        if taken:
+            raise ValueError(f"headers {', '.join(taken)} are set by the sink; remove them")
+        return v
+
+    def header_secrets(self) -> list[SecretStr]:
+        """Values the log redactor masks: those of auth-like headers (masking every value
+        would mask ordinary words like a team name everywhere in the logs)."""
+        return [v for k, v in self.headers.items() if _SENSITIVE_HEADER.search(k)]
+
+
+class EmailSinkConfig(Model):
+    """SMTP with STARTTLS (587), implicit TLS (465) or none (25); text + HTML parts."""
+
+    type: Literal["email"]
+    name: str = Field(pattern=_ID)
+    host: str = Field(min_length=1)
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Default: 587 starttls, 465 tls, 25 none."
+    )
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = Field(
+        None, description="PEM bundle to verify the server with, instead of the system's."
+    )
+    from_addr: str = Field(description="Sender; its domain names the Message-IDs.")
+    to: tuple[str, ...] = Field(min_length=1)
+    subject_template: str = Field(
+        "[{{ severity_upper }}] {{ title }}",
+        description="Jinja2 text; variables as in the e-mail templates.",
+    )
+    list_id: str | None = Field(
+        None, description="List-Id, e.g. 'Ukraine desk <ukraine.alerts.example.org>'."
+    )
+    text_template: Path | None = None
+    html_template: Path | None = None
+    timeout: Duration = Field(timedelta(seconds=30), description="Connect and each SMTP step.")
+
+    @field_validator("from_addr")
+    @classmethod
+    def _from(cls, v: str) -> str:
+        return _address(v)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_address(a) for a in v)
+
+    @model_validator(mode="after")
+    def _auth(self) -> EmailSinkConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password, or neither")
+        if self.password is not None and self.security == "none":
+            raise ValueError("security 'none' would send the password in clear; use starttls/tls")
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class AppriseSinkConfig(Model):
+    """Any service Apprise knows (needs the ``apprise`` extra)."""
+
+    type: Literal["apprise"]
+    name: str = Field(pattern=_ID)
+    urls: tuple[SecretStr, ...] = Field(min_length=1, description="Apprise URLs; secrets.")
+    template: Path | None = Field(None, description="Jinja2 file for the body; default built in.")
+
+
+SinkConfig = Annotated[
+    ConsoleSinkConfig
+    | FileSinkConfig
+    | SlackSinkConfig
+    | WebhookSinkConfig
+    | EmailSinkConfig
+    | AppriseSinkConfig,
+    Field(discriminator="type"),
+]
+
+
+def sink_secrets(sink: SinkConfig) -> list[SecretStr]:
+    """The secret values one sink config holds."""
+    match sink:
+        case SlackSinkConfig():
+            return [sink.webhook_url]
+        case WebhookSinkConfig():
+            return [sink.url, *([sink.secret] if sink.secret else []), *sink.header_secrets()]
+        case EmailSinkConfig():
+            return [sink.password] if sink.password else []
+        case AppriseSinkConfig():
+            return list(sink.urls)
+    return []
 
 
 class RouteConfig(Model):
@@ -219,7 +351,7 @@ class AppConfig(Model):
 
     def secrets(self) -> list[SecretStr]:
         """Every secret value in the config, for the log redactor."""
-        return []
+        return [secret for sink in self.sinks for secret in sink_secrets(sink)]
 
 
 # Error types AppConfig._references raises; see its docstring.

@@ -9,14 +9,16 @@ Patterns, terms and ``requires`` references are checked when the rules are compi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from monitor.config.base import ID_PATTERN, Model, SeverityName
+from monitor.config.base import ID_PATTERN, Duration, Model, SeverityName
 
 FieldName = Literal["title", "summary"]
+PlaceLevel = Literal["city", "region", "country"]
 Terms = tuple[str, ...]
 THRESHOLD_PATTERN = r"^\s*(>=|<=|==|!=|>|<|=)\s*-?\d+(\.\d+)?\s*$"
 
@@ -41,6 +43,11 @@ class RuleBase(Model):
     )
     requires: tuple[str, ...] = Field(
         (), description="Ids of other rules that must also fire on the item."
+    )
+    requires_min_severity: SeverityName | None = Field(
+        None,
+        description="The `requires` rules must have fired at this severity or higher "
+        "(a score rule's severity is its band).",
     )
     none: Terms = Field((), description="The rule is silent if any of these terms occurs.")
     inflect: bool = Field(
@@ -157,7 +164,95 @@ class ScoreRuleConfig(RuleBase):
         return self
 
 
+_COUNTRY = r"^[A-Za-z]{2}$"
+_LEVEL = (
+    "What counts as a place: a city rolls up to its region (level region) or its country "
+    "(level country); a place coarser than the level counts as itself."
+)
+
+
+class PlaceContext(Model):
+    """Conflict-context terms that must occur near a place for its mention to count."""
+
+    terms: Terms = Field(min_length=1, description="advanc*, offensive, обстріл*, ...")
+    within: int | Literal["sentence"] = Field(
+        "sentence", description="Most words between a term and the place, or 'sentence'."
+    )
+
+    @model_validator(mode="after")
+    def _within(self) -> PlaceContext:
+        if isinstance(self.within, int) and self.within < 0:
+            raise ValueError("within must be 0 or more words, or 'sentence'")
+        return self
+
+
+class NoveltyRuleConfig(RuleBase):
+    """Fires when a place is mentioned, in context, that is neither in the baseline nor in
+    the history of in-context mentions within ``window``."""
+
+    kind: Literal["novelty"]
+    level: PlaceLevel = Field("region", description=_LEVEL)
+    countries: tuple[Annotated[str, Field(pattern=_COUNTRY)], ...] = Field(
+        (), description="Only places in these countries (ISO 3166-1 alpha-2); empty: any."
+    )
+    context: PlaceContext | None = Field(
+        None, description="Terms that must occur near the place; none: every mention counts."
+    )
+    baseline: tuple[str, ...] = Field(
+        (),
+        description="Known places: ids (UA-12, UA, gn:709930) or names (Dnipro, Ukraine), "
+        "resolved by the gazetteer when the rules are compiled.",
+    )
+    window: Duration = Field(
+        timedelta(days=90), description="Seen in context within this window: not novel."
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> NoveltyRuleConfig:
+        if self.window <= timedelta(0):
+            raise ValueError("window must be longer than zero, e.g. 90d")
+        return self
+
+
+class BurstRuleConfig(RuleBase):
+    """Fires when a place or term is suddenly reported by many sources."""
+
+    kind: Literal["burst"]
+    keys: Literal["places", "terms"] = Field("places", description="What is counted.")
+    terms: Terms = Field((), description="With keys: terms, the terms to track.")
+    level: PlaceLevel = Field("region", description=_LEVEL)
+    countries: tuple[Annotated[str, Field(pattern=_COUNTRY)], ...] = Field(
+        (), description="With keys: places, only places in these countries; empty: any."
+    )
+    min_sources: int = Field(
+        3, ge=1, description="Distinct sources within `window`, this item's included."
+    )
+    window: Duration = Field(timedelta(hours=2), description="The burst window before now.")
+    factor: float = Field(
+        5, ge=0, description="Mentions in `window` must be this many times the baseline rate."
+    )
+    baseline_window: Duration = Field(
+        timedelta(days=14), description="The window before `window` the rate is compared with."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> BurstRuleConfig:
+        if self.keys == "terms" and not self.terms:
+            raise ValueError("a burst rule with keys: terms needs `terms` to track")
+        if self.keys == "places" and self.terms:
+            raise ValueError("`terms` is for keys: terms; remove it or set keys: terms")
+        if self.window <= timedelta(0) or self.baseline_window <= timedelta(0):
+            raise ValueError("window and baseline_window must be longer than zero")
+        return self
+
+
 RuleConfig = Annotated[
-    TermsRuleConfig | NearRuleConfig | RegexRuleConfig | QuantityRuleConfig | ScoreRuleConfig,
+    TermsRuleConfig
+    | NearRuleConfig
+    | RegexRuleConfig
+    | QuantityRuleConfig
+    | ScoreRuleConfig
+    | NoveltyRuleConfig
+    | BurstRuleConfig,
     Field(discriminator="kind"),
 ]

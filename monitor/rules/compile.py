@@ -19,7 +19,10 @@ from typing import Any
 import ahocorasick
 
 from monitor.config.rule_models import (
+    BurstRuleConfig,
     NearRuleConfig,
+    NoveltyRuleConfig,
+    PlaceContext,
     QuantityRuleConfig,
     RegexRuleConfig,
     RuleBase,
@@ -28,10 +31,12 @@ from monitor.config.rule_models import (
     TermsRuleConfig,
 )
 from monitor.exceptions import RuleError
+from monitor.gazetteer import Gazetteer, Place
 from monitor.rules.engine import (
     FIELDS,
     MAX_HITS_PER_TERM,
     CompiledRule,
+    ContextTerms,
     Fired,
     Hit,
     Matcher,
@@ -43,9 +48,12 @@ from monitor.rules.engine import (
 )
 from monitor.rules.lexicon import TermSyntaxError, parse_term
 from monitor.rules.numbers import compare, parse_number, parse_threshold
+from monitor.rules.places import BurstMatcher, NoveltyIndex, NoveltyMatcher
+from monitor.text import fold
 from monitor.types import Severity
 
 TermRef = tuple[int, str]  # (term id, the term as the rule wrote it)
+ContextKey = tuple[tuple[TermRef, ...], int | None]
 
 
 class TermTable:
@@ -83,9 +91,46 @@ class TermTable:
 class _Compiler:
     """Compiles one rule's terms, naming the rule in every error."""
 
-    def __init__(self, table: TermTable, rule: RuleBase) -> None:
+    def __init__(
+        self,
+        table: TermTable,
+        rule: RuleBase,
+        gazetteer: Gazetteer,
+        contexts: dict[ContextKey, ContextTerms] | None = None,
+    ) -> None:
         self.table = table
         self.rule = rule
+        self.gazetteer = gazetteer
+        self.contexts = {} if contexts is None else contexts
+
+    def context(self, context: PlaceContext | None) -> ContextTerms | None:
+        """The compiled context, one object per distinct context (scans cache by it)."""
+        if context is None:
+            return None
+        terms = self.terms(context.terms, "context.terms")
+        within = None if context.within == "sentence" else context.within
+        key = (tuple(sorted(set(terms))), within)
+        found = self.contexts.get(key)
+        if found is None:
+            found = self.contexts[key] = ContextTerms(terms, within)
+        return found
+
+    def place(self, name: str, what: str) -> Place:
+        """A place by id (UA-12, UA, gn:709930) or by name (the gazetteer's best reading)."""
+        text = name.strip()
+        for place_id in (text, text.upper()):
+            try:
+                return self.gazetteer.get(place_id)
+            except KeyError:
+                pass
+        found = self.gazetteer.lookup(text)
+        if not found:
+            raise RuleError(
+                self.rule.id,
+                f"unknown place {name!r} in `{what}`; use a place id (UA-12, UA) or a name "
+                "the gazetteer knows",
+            )
+        return found[0]
 
     def term(self, term: str, what: str) -> TermRef:
         try:
@@ -114,6 +159,8 @@ class TermsMatcher:
         found: list[tuple[str, Hit]] = []
         distinct = 0
         for term_id, term in self.any:
+            if term_id not in scan.hits:
+                continue
             hits = scan.hits_in(term_id, fields)
             if hits:
                 distinct += 1
@@ -167,9 +214,12 @@ class NearMatcher:
         there; its distance is the words between the earliest end and this start.
         """
         events: list[tuple[int, int, int, str]] = []
+        present = scan.hits
         for group_index, group in enumerate(self.groups):
             size = len(events)
             for term_id, term in group:
+                if term_id not in present:
+                    continue
                 events += [(h[1], h[2], group_index, term)
                            for h in scan.hits_in(term_id, fields) if h[0] == index]  # fmt: skip
             if len(events) == size:
@@ -300,6 +350,8 @@ class ScoreMatcher:
         for name, weight, cap, terms in self.categories:
             raw = 0.0
             for term_id, term, term_weight in terms:
+                if term_id not in scan.hits:
+                    continue
                 hits = scan.hits_in(term_id, fields)
                 if hits:
                     raw += term_weight
@@ -359,24 +411,67 @@ def _score(rule: ScoreRuleConfig, c: _Compiler) -> Matcher:
     return ScoreMatcher(tuple(categories), tuple(bands))
 
 
+def _novelty(rule: NoveltyRuleConfig, c: _Compiler) -> Matcher:
+    baseline = [c.place(name, "baseline") for name in rule.baseline]
+    return NoveltyMatcher(
+        level=rule.level,
+        countries=frozenset(code.upper() for code in rule.countries),
+        context=c.context(rule.context),
+        baseline=frozenset(p.id for p in baseline),
+        known_countries=frozenset(p.country for p in baseline),
+        window=rule.window,
+    )
+
+
+def _burst(rule: BurstRuleConfig, c: _Compiler) -> Matcher:
+    terms = tuple(
+        (term_id, term, "term:" + " ".join(fold(term).split()))
+        for term_id, term in c.terms(rule.terms, "terms")
+    )
+    return BurstMatcher(
+        keys=rule.keys,
+        terms=terms,
+        level=rule.level,
+        countries=frozenset(code.upper() for code in rule.countries),
+        min_sources=rule.min_sources,
+        window=rule.window,
+        factor=rule.factor,
+        baseline_window=rule.baseline_window,
+    )
+
+
 _BUILDERS: dict[type[RuleBase], Callable[[Any, _Compiler], Matcher]] = {
     TermsRuleConfig: _terms,
     NearRuleConfig: _near,
     RegexRuleConfig: _regex,
     QuantityRuleConfig: _quantity,
     ScoreRuleConfig: _score,
+    NoveltyRuleConfig: _novelty,
+    BurstRuleConfig: _burst,
 }
 
 
-def compile_rules(rules: Sequence[RuleConfig]) -> RuleSet:
-    """Compile the enabled rules into one RuleSet; raises RuleError naming the rule."""
+def compile_rules(rules: Sequence[RuleConfig], *, gazetteer: Gazetteer | None = None) -> RuleSet:
+    """Compile the enabled rules into one RuleSet; raises RuleError naming the rule.
+
+    ``gazetteer`` defaults to the shipped one (``Gazetteer.load()``, loaded once).
+    """
+    gazetteer = Gazetteer.load() if gazetteer is None else gazetteer
     table = TermTable()
     enabled = [r for r in rules if r.enabled]
     disabled = [r.id for r in rules if not r.enabled]
     compiled = []
+    contexts: dict[ContextKey, ContextTerms] = {}
+    novelty: list[ContextTerms | None] = []
+    term_keys: list[tuple[int, str]] = []
     for rule in _in_dependency_order(enabled, set(disabled)):
-        c = _Compiler(table, rule)
+        c = _Compiler(table, rule, gazetteer, contexts)
         matcher = _BUILDERS[type(rule)](rule, c)
+        if isinstance(matcher, NoveltyMatcher):
+            novelty.append(matcher.context)
+        elif isinstance(matcher, BurstMatcher):
+            term_keys += [(term_id, key) for term_id, _, key in matcher.terms]
+        minimum = rule.requires_min_severity
         compiled.append(
             CompiledRule(
                 id=rule.id,
@@ -387,9 +482,21 @@ def compile_rules(rules: Sequence[RuleConfig]) -> RuleSet:
                 languages=frozenset(lang.casefold() for lang in rule.languages),
                 requires=rule.requires,
                 none=c.terms(rule.none, "none"),
+                requires_min_severity=None if minimum is None else Severity.parse(minimum),
             )
         )
-    return RuleSet(compiled, table.automaton(), disabled=disabled)
+    novel = [
+        (i, r.matcher) for i, r in enumerate(compiled) if isinstance(r.matcher, NoveltyMatcher)
+    ]
+    return RuleSet(
+        compiled,
+        table.automaton(),
+        disabled=disabled,
+        gazetteer=gazetteer,
+        contexts=novelty,
+        term_keys=term_keys,
+        prefilters=[NoveltyIndex(novel)] if novel else [],
+    )
 
 
 def _in_dependency_order(rules: Sequence[RuleBase], disabled: set[str]) -> list[RuleBase]:

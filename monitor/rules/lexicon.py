@@ -24,11 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from monitor.text import fold
+from monitor.text import break_words, fold
 
-# Every character that is not a letter or digit is a word break. Built once, read only.
-_ASCII_BREAKS = {cp: " " for cp in range(128) if not chr(cp).isalnum()}
-_BREAKS = re.compile(r"[^\w ]|_")
 _LATIN_WORD = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
 _VOWELS = frozenset("aeiou")
 MIN_KEY_CHARS = 3
@@ -85,13 +82,6 @@ class TermSpec:
 
 class TermSyntaxError(ValueError):
     """A term cannot be used; the message says why and what to write instead."""
-
-
-def break_words(text: str) -> str:
-    """``text`` (already normalised) with every non-letter, non-digit as a space; same length."""
-    if text.isascii():
-        return text.translate(_ASCII_BREAKS)
-    return _BREAKS.sub(" ", text)
 
 
 def parse_term(term: str, *, inflect: bool = True) -> TermSpec:

@@ -1,8 +1,8 @@
-"""The Sink protocol: the console and file sinks now, Slack, webhook and e-mail later."""
+"""The Sink protocol, and the optional ``deliver`` that reports what the receiver said."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from monitor.types import Alert
 
@@ -15,3 +15,10 @@ class Sink(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportingSink(Sink, Protocol):
+    async def deliver(self, alert: Alert) -> str:
+        """Like ``send``, and return one line on the receiver's answer ('200 OK: ok')."""
+        ...

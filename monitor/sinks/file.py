@@ -23,6 +23,10 @@ class FileSink:
         except OSError as e:
             raise SinkError(self.name, f"cannot append to {self.path}", transient=True) from e
 
+    async def deliver(self, alert: Alert) -> str:
+        await self.send(alert)
+        return f"appended one line to {self.path}"
+
     def _append(self, line: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One write of a whole line in append mode, so a reader never sees half an alert.

@@ -1,7 +1,9 @@
 """Alert -> payloads. Pure: no I/O, so every sink formats alerts the same way.
 
-``alert_to_dict`` is the documented alert JSON (README, "Alert JSON"); the file
-sink writes it as-is and later sinks (webhook, Slack) build on it.
+``alert_to_dict`` is the documented alert JSON (README, "Alert JSON", and
+``docs/alert.schema.json``); the file and webhook sinks send it as-is. The
+other helpers read the evidence the way every human-facing sink shows it
+(Slack, e-mail, Apprise): matched words, places, numbers, score, sources.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from monitor.types import Alert, Severity
 
 ALERT_SCHEMA = "media-monitor/alert@1"
 
-_SEVERITY_MARK = {Severity.INFO: "ℹ", Severity.WARNING: "⚠", Severity.CRITICAL: "🚨"}
+SEVERITY_MARK = {Severity.INFO: "ℹ", Severity.WARNING: "⚠", Severity.CRITICAL: "🚨"}
+SEVERITY_COLOUR = {
+    Severity.INFO: "#439fe0",
+    Severity.WARNING: "#f2a900",
+    Severity.CRITICAL: "#d40e0d",
+}
+_SEVERITY_MARK = SEVERITY_MARK
 
 
 def iso(moment: datetime) -> str:
@@ -74,3 +82,98 @@ def console_block(alert: Alert, *, width: int = 100) -> str:
     if isinstance(snippet, str) and snippet:
         lines.append("  » " + snippet[: width * 2])
     return "\n".join(lines)
+
+
+def places(alert: Alert) -> list[str]:
+    """Place names from ``details["places"]``: strings, or dicts with a name (and region)."""
+    names = []
+    for place in _as_list(alert.evidence.details.get("places")):
+        if isinstance(place, dict):
+            name = str(place.get("name") or place.get("text") or place.get("id") or "")
+            region = place.get("region")
+            if name and region and region != name:
+                name = f"{name} ({region})"
+        else:
+            name = str(place)
+        if name:
+            names.append(name)
+    return names
+
+
+def numbers(alert: Alert) -> list[str]:
+    """Numbers read by the rule, as the text said them: '1,000 drones', 'record 479'."""
+    shown = []
+    for number in _as_list(alert.evidence.details.get("numbers")):
+        if not isinstance(number, dict):
+            shown.append(str(number))
+            continue
+        text = str(number.get("text") or number.get("value", ""))
+        noun = number.get("noun")
+        shown.append(f"{text} {noun}" if noun else text)
+    return [n for n in shown if n]
+
+
+def score(alert: Alert) -> str | None:
+    """'7 (oreshnik 4, strike 3)' for a score rule, else None."""
+    details = alert.evidence.details
+    if "score" not in details:
+        return None
+    parts = details.get("breakdown")
+    if isinstance(parts, dict) and parts:
+        return f"{details['score']} ({', '.join(f'{k} {v}' for k, v in parts.items())})"
+    return str(details["score"])
+
+
+def sources(alert: Alert) -> list[str]:
+    """Other sources that reported the same story (``details["sources"]``, set by clustering)."""
+    shown = []
+    for source in _as_list(alert.evidence.details.get("sources")):
+        if isinstance(source, dict):
+            source = source.get("feed_title") or source.get("title") or source.get("feed") or ""
+        if source:
+            shown.append(str(source))
+    return shown
+
+
+def thread_of(alert: Alert) -> str | None:
+    """The alert_id of the first alert of the same story, when clustering set it."""
+    value = alert.evidence.details.get("thread_of")
+    return str(value) if value and value != alert.alert_id else None
+
+
+def template_context(alert: Alert) -> dict[str, Any]:
+    """Everything a message template may use; documented in README, "Sinks"."""
+    item = alert.item
+    details = alert.evidence.details
+    snippet = details.get("snippet")
+    return {
+        "alert": alert_to_dict(alert),
+        "alert_id": alert.alert_id,
+        "rule": alert.rule_id,
+        "severity": alert.severity.label,
+        "severity_upper": alert.severity.label.upper(),
+        "mark": SEVERITY_MARK[alert.severity],
+        "colour": SEVERITY_COLOUR[alert.severity],
+        "title": item.title,
+        "url": item.url,
+        "feed": alert.feed_title or item.feed_id,
+        "published": iso(item.published),
+        "published_missing": item.published_missing,
+        "summary": item.summary,
+        "snippet": snippet if isinstance(snippet, str) else "",
+        "matched": matched_words(alert),
+        "places": places(alert),
+        "numbers": numbers(alert),
+        "score": score(alert),
+        "sources": sources(alert),
+        "reason": str(details.get("reason") or ""),
+    }
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or isinstance(value, str | bytes | dict):
+        return [value] if value else []
+    try:
+        return list(value)
+    except TypeError:
+        return [value]

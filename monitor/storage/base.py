@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from monitor.rules.history import History
 from monitor.types import ClaimRequest, ClaimResult, Delivery, FeedState, Item
 
 
@@ -29,7 +30,10 @@ class AlertRecord:
     deliveries: tuple[Delivery, ...]
 
 
-class Storage(Protocol):
+class Storage(History, Protocol):
+    """Everything the daemon persists; it also answers the rules' History queries
+    (``seen``, ``sources``, ``count`` over the mentions ``claim`` recorded)."""
+
     # feeds
     def get_feed_state(self, feed_id: str) -> FeedState | None: ...
     def save_feed_state(self, state: FeedState) -> None: ...
@@ -42,11 +46,15 @@ class Storage(Protocol):
 
     def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
         """In one transaction: insert each item unless its id or URL is known; for the
-        items this call inserted, insert their alerts and one pending delivery per sink."""
+        items this call inserted, insert their alerts with one pending delivery per sink,
+        and their mentions (source: the item's feed)."""
         ...
 
-    def prune_items(self, older_than: datetime) -> int:
-        """Delete items first seen before ``older_than`` whose alerts are all settled."""
+    def prune_items(
+        self, older_than: datetime, *, mentions_older_than: datetime | None = None
+    ) -> int:
+        """Delete items first seen before ``older_than`` whose alerts are all settled, and
+        mentions from before ``mentions_older_than`` (default: ``older_than``)."""
         ...
 
     def count_items(self) -> int: ...

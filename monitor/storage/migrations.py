@@ -88,7 +88,28 @@ def _v2_feed_config_url(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE feeds ADD COLUMN config_url TEXT")
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_feed_config_url]
+def _v3_mentions(conn: sqlite3.Connection) -> None:
+    """Place and term mentions, the history novelty and burst rules read.
+
+    One row per (key, item); ``at`` is the mention's time (fixed-width UTC text, so
+    text order is time order). No foreign key to items: mentions are pruned by their
+    own cutoff, which may reach further back than the items'.
+    """
+    conn.execute(
+        """CREATE TABLE mentions (
+            key TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            at TEXT NOT NULL,
+            in_context INTEGER NOT NULL DEFAULT 0 CHECK (in_context IN (0, 1)),
+            PRIMARY KEY (key, item_id)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX mentions_key_at ON mentions (key, at)")
+    conn.execute("CREATE INDEX mentions_at ON mentions (at)")
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_feed_config_url, _v3_mentions]
 
 
 def latest_version() -> int:

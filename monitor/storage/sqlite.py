@@ -11,6 +11,11 @@ become ``StorageError`` naming the database file; anything else (a constraint
 violation, a bad statement, an alert whose details cannot be encoded) is a bug
 and propagates as it is, after the transaction has been rolled back.
 
+Mentions (the places and terms each claimed item mentions) are written by ``claim`` in
+the same transaction as the item, so history learns an item exactly when it is claimed;
+``seen``, ``sources`` and ``count`` answer the rules' History queries from the
+``(key, at)`` index.
+
 Pruning and invariant 1: ``prune_items`` forgets items first seen before the
 cutoff, so a feed that re-serves such an old item lets it be claimed again. The
 retention window must exceed how far back the feeds' history reaches; the
@@ -98,6 +103,10 @@ _INSERT_ALERT = (
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (alert_id, sink, state, attempts, next_attempt)"
     " VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (alert_id, sink) DO NOTHING"
+)
+_INSERT_MENTION = (
+    "INSERT INTO mentions (key, item_id, source, at, in_context) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (key, item_id) DO UPDATE SET in_context = max(in_context, excluded.in_context)"
 )
 _SELECT_DELIVERY = (
     "SELECT d.id, d.alert_id, d.sink, d.state, d.attempts, d.next_attempt, d.last_error,"
@@ -290,11 +299,18 @@ class SQLiteStorage:
                 claimed.append(request.item.id)
                 for entry in request.alerts:
                     enqueued += _enqueue(conn, request.item.id, entry, stamp)
+                if request.mentions:
+                    _record_mentions(conn, request)
         return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
 
-    def prune_items(self, older_than: datetime) -> int:
+    def prune_items(
+        self, older_than: datetime, *, mentions_older_than: datetime | None = None
+    ) -> int:
+        """Also deletes mentions before ``mentions_older_than`` (default ``older_than``)."""
         cutoff = codec.dt_to_text(older_than)
+        mention_cutoff = codec.dt_to_text(mentions_older_than or older_than)
         with self._transaction("prune items", write=True) as conn:
+            conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
             conn.execute(
                 "DELETE FROM deliveries WHERE alert_id IN ("
                 f"SELECT alert_id FROM alerts WHERE item_id IN ({_PRUNABLE}))",
@@ -306,6 +322,56 @@ class SQLiteStorage:
 
     def count_items(self) -> int:
         return self._count("count items", "SELECT count(*) FROM items")
+
+    # -- history (monitor.rules.history.History) ----------------------------
+
+    def seen(self, key: str, since: datetime, until: datetime, *, in_context: bool = True) -> bool:
+        context = " AND in_context = 1" if in_context else ""
+        return (
+            self._mention_query(
+                f"SELECT 1 FROM mentions WHERE key = ? AND at > ? AND at <= ?{context} LIMIT 1",
+                key,
+                since,
+                until,
+            )
+            is not None
+        )
+
+    def sources(
+        self, key: str, since: datetime, until: datetime, *, source: str | None = None
+    ) -> int:
+        if source is not None:
+            found = self._mention_query(
+                "SELECT 1 FROM mentions WHERE key = ? AND at > ? AND at <= ? AND source = ?"
+                " LIMIT 1",
+                key,
+                since,
+                until,
+                source,
+            )
+            return int(found is not None)
+        row = self._mention_query(
+            "SELECT count(DISTINCT source) FROM mentions WHERE key = ? AND at > ? AND at <= ?",
+            key,
+            since,
+            until,
+        )
+        return int(row[0]) if row else 0
+
+    def count(self, key: str, since: datetime, until: datetime) -> int:
+        row = self._mention_query(
+            "SELECT count(*) FROM mentions WHERE key = ? AND at > ? AND at <= ?", key, since, until
+        )
+        return int(row[0]) if row else 0
+
+    def _mention_query(
+        self, query: str, key: str, since: datetime, until: datetime, *extra: str
+    ) -> sqlite3.Row | None:
+        """One read of the mentions table; a single statement needs no explicit snapshot."""
+        params = (key, codec.dt_to_text(since), codec.dt_to_text(until), *extra)
+        with self._lock, self._guard("read mention history"):
+            row: sqlite3.Row | None = self._conn.execute(query, params).fetchone()
+        return row
 
     # -- outbox -----------------------------------------------------------
 
@@ -462,6 +528,18 @@ def _enqueue(conn: sqlite3.Connection, item_id: str, entry: OutboxEntry, stamp: 
         _INSERT_DELIVERY, [(alert.alert_id, sink, stamp) for sink in dict.fromkeys(entry.sinks)]
     )
     return 1
+
+
+def _record_mentions(conn: sqlite3.Connection, request: ClaimRequest) -> None:
+    """The item's mentions, its feed as their source (a key once per item)."""
+    item = request.item
+    conn.executemany(
+        _INSERT_MENTION,
+        [
+            (m.key, item.id, item.feed_id, codec.dt_to_text(m.at), int(m.in_context))
+            for m in request.mentions
+        ],
+    )
 
 
 def _expect_one(cursor: sqlite3.Cursor, delivery_id: int) -> None:

@@ -1,0 +1,162 @@
+"""The history of past mentions that novelty and burst rules read.
+
+A mention is (key, item id, source, time, in context): ``place:UA-12`` or
+``term:oreshnik``, the item that mentioned it, its feed, when (the item's publication
+time, never later than when it was claimed) and whether conflict-context terms stood
+near the place. Rules ask three questions about a key over a time range:
+
+* ``seen``: was it mentioned (in context, by default) at all?
+* ``sources``: by how many distinct sources (optionally: by this one)?
+* ``count``: how many mentions?
+
+Every range is ``since < at <= until``: "within ``window`` before ``now``" is
+``(now - window, now]``, and the range before it ``(now - window - baseline, now - window]``
+shares no instant with it.
+
+:class:`MemoryHistory` is the pure, in-memory implementation (backtests, tests, and
+the mentions of a poll's earlier items before they are claimed); the stores implement
+the same Protocol with SQL. :class:`LayeredHistory` reads a store and such a memory
+together.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from monitor.types import Mention
+
+__all__ = ["History", "LayeredHistory", "MemoryHistory"]
+
+
+class History(Protocol):
+    """Read-only queries over past mentions; ranges are ``since < at <= until``."""
+
+    def seen(self, key: str, since: datetime, until: datetime, *, in_context: bool = True) -> bool:
+        """Whether ``key`` was mentioned in the range (only in context, unless told)."""
+        ...
+
+    def sources(
+        self, key: str, since: datetime, until: datetime, *, source: str | None = None
+    ) -> int:
+        """How many distinct sources mentioned ``key`` in the range (0 or 1 with ``source``)."""
+        ...
+
+    def count(self, key: str, since: datetime, until: datetime) -> int:
+        """How many mentions of ``key`` the range holds."""
+        ...
+
+
+@dataclass(slots=True)
+class _Series:
+    """One key's mentions as parallel lists sorted by time; in-context times on their own."""
+
+    times: list[datetime] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    in_context: list[datetime] = field(default_factory=list)
+    items: dict[str, bool] = field(default_factory=dict)  # item id -> in context
+
+    def add(self, at: datetime, source: str, in_context: bool) -> None:
+        index = bisect_right(self.times, at)  # == len(times) when mentions come in order
+        self.times.insert(index, at)
+        self.sources.insert(index, source)
+        if in_context:
+            insort(self.in_context, at)
+
+    def span(self, since: datetime, until: datetime) -> tuple[int, int]:
+        return bisect_right(self.times, since), bisect_right(self.times, until)
+
+
+class MemoryHistory:
+    """History in memory: per key, time-sorted lists searched with bisect.
+
+    Adding is O(log n) plus the insert (an append when mentions come in time order, as
+    in a backtest); ``seen`` and ``count`` are O(log n); ``sources`` is linear in the
+    mentions within the range. A key is recorded once per item.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[str, _Series] = {}
+
+    def add(self, mentions: Iterable[Mention], *, item_id: str, source: str) -> None:
+        """Record an item's mentions; a key the item already has stays one mention (in
+        context if either was)."""
+        for mention in mentions:
+            series = self._series.get(mention.key)
+            if series is None:
+                series = self._series[mention.key] = _Series()
+            known = series.items.get(item_id)
+            if known is None:
+                series.items[item_id] = mention.in_context
+                series.add(mention.at, source, mention.in_context)
+            elif mention.in_context and not known:  # the same key, now in context
+                series.items[item_id] = True
+                insort(series.in_context, mention.at)
+
+    def seen(self, key: str, since: datetime, until: datetime, *, in_context: bool = True) -> bool:
+        series = self._series.get(key)
+        if series is None:
+            return False
+        times = series.in_context if in_context else series.times
+        return bisect_right(times, until) > bisect_right(times, since)
+
+    def sources(
+        self, key: str, since: datetime, until: datetime, *, source: str | None = None
+    ) -> int:
+        names = self.source_names(key, since, until)
+        if source is not None:
+            return int(source in names)
+        return len(names)
+
+    def source_names(self, key: str, since: datetime, until: datetime) -> set[str]:
+        """The distinct sources that mentioned ``key`` in the range."""
+        series = self._series.get(key)
+        if series is None:
+            return set()
+        lo, hi = series.span(since, until)
+        return set(series.sources[lo:hi])
+
+    def count(self, key: str, since: datetime, until: datetime) -> int:
+        series = self._series.get(key)
+        if series is None:
+            return 0
+        lo, hi = series.span(since, until)
+        return hi - lo
+
+    def __len__(self) -> int:
+        return sum(len(s.times) for s in self._series.values())
+
+
+class LayeredHistory:
+    """A base history (the store) plus mentions not yet in it (a poll's earlier items)."""
+
+    def __init__(self, base: History, top: MemoryHistory | None = None) -> None:
+        self.base = base
+        self.top = top if top is not None else MemoryHistory()
+
+    def add(self, mentions: Iterable[Mention], *, item_id: str, source: str) -> None:
+        self.top.add(mentions, item_id=item_id, source=source)
+
+    def seen(self, key: str, since: datetime, until: datetime, *, in_context: bool = True) -> bool:
+        return self.top.seen(key, since, until, in_context=in_context) or self.base.seen(
+            key, since, until, in_context=in_context
+        )
+
+    def sources(
+        self, key: str, since: datetime, until: datetime, *, source: str | None = None
+    ) -> int:
+        if source is not None:
+            found = self.top.sources(key, since, until, source=source)
+            return found or self.base.sources(key, since, until, source=source)
+        extra = sum(
+            1
+            for name in self.top.source_names(key, since, until)
+            if not self.base.sources(key, since, until, source=name)
+        )
+        return self.base.sources(key, since, until) + extra
+
+    def count(self, key: str, since: datetime, until: datetime) -> int:
+        return self.top.count(key, since, until) + self.base.count(key, since, until)

@@ -1,0 +1,309 @@
+"""Matchers that judge places and terms against history: novelty and burst.
+
+Both read the scan's places (found by the gazetteer in the same pass as the terms), the
+scan's ``now`` and its :class:`~monitor.rules.history.History`; neither does I/O itself.
+
+**Novelty** fires when the item mentions, with conflict context near it, a place that
+is neither known from the baseline nor seen in context within ``window`` before ``now``.
+
+* Level: a place counts at the rule's ``level``: a city rolls up to its region (level
+  region; to its country when the table knows no region for it) or to its country
+  (level country); a place coarser than the level counts as itself, so a bare country
+  ("Moldova") is a place at every level.
+* Baseline: a baseline place covers mentions of itself and of everything that rolls up
+  to it at the rule's level (UA-14 covers Pokrovsk at level region). It never covers
+  places inside it that count on their own: the baseline ``Ukraine`` does not cover the
+  region UA-12, and the baseline city ``Dnipro`` covers mentions of Dnipro, not the rest
+  of UA-12. A country with any baseline place in it is known: its own name is covered,
+  and its new regions are "new region of a known country".
+* History: a key seen in context within ``window`` is not new. Cities are recorded
+  rolled up to their region and country, so a strike reported on Dnipro makes UA-12 seen.
+  Without history (``None``) the baseline alone decides.
+
+**Burst** fires when, counting this item, a key (a place at ``level``, or a tracked
+term) has ``min_sources`` distinct sources within ``window`` before ``now`` and its
+mentions in the window are at least ``factor`` times the baseline rate: the mentions of
+``baseline_window`` before the window, scaled to the window's length, with an empty
+baseline counted as one mention (a floor, so that a key never mentioned before bursts
+on ``min_sources`` mentions once the factor is met). It fires only on the item that
+makes the source count reach exactly ``min_sources`` (the crossing), not on the later
+items of the same burst. Without history it never fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.gazetteer import Place, PlaceMention
+from monitor.rules.engine import (
+    ContextTerms,
+    Fired,
+    Hit,
+    Scan,
+    json_number,
+    place_dict,
+    term_evidence,
+)
+from monitor.rules.history import History
+from monitor.types import Evidence
+
+_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Novel:
+    index: int
+    mention: PlaceMention
+    key: Place
+    context: tuple[tuple[str, Hit], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoveltyMatcher:
+    """A place, in context, that is not in the baseline and not in recent history."""
+
+    level: str
+    countries: frozenset[str]
+    context: ContextTerms | None
+    baseline: frozenset[str]  # place ids
+    known_countries: frozenset[str]  # the countries of the baseline's places
+    window: timedelta
+    kind: str = "novelty"
+
+    @property
+    def triggers(self) -> frozenset[int]:
+        if self.context is None:
+            return frozenset()
+        return frozenset(t for t, _ in self.context.terms)
+
+    def check(self, scan: Scan, fields: frozenset[int]) -> Fired | str:
+        places = scan.keyed_places(fields, self.level)
+        if not places:
+            return "no place mentioned"
+        novel: dict[str, _Novel] = {}
+        known: dict[str, str] = {}  # key id -> why it is not new
+        outside = 0
+        for index, mention, key in places:
+            place = mention.place
+            if self.countries and place.country not in self.countries:
+                continue
+            if key.id in novel or key.id in known:
+                continue
+            why = self._known(scan, place, key)
+            if why:
+                known[key.id] = why
+                continue
+            near: tuple[tuple[str, Hit], ...] = ()
+            if self.context is not None:
+                near = self.context.near(scan, index, mention.start, mention.end)
+                if not near:
+                    outside += 1
+                    continue
+            novel[key.id] = _Novel(index, mention, key, near)
+        if not novel:
+            return self._silent(known, outside)
+        return Fired(self._evidence(scan, list(novel.values())))
+
+    def _known(self, scan: Scan, place: Place, key: Place) -> str:
+        """Why the place is not new at this level ("" if it is)."""
+        if key.id in self.baseline or place.id in self.baseline:
+            return "in the baseline"
+        if key.kind == "country" and key.id in self.known_countries:
+            return "a country of the baseline"
+        history, now = scan.history, scan.now
+        if history is None or now is None:
+            return ""
+        if scan.seen(history, f"place:{key.id}", now - self.window, now):
+            return f"seen in context within {self._days():g}d"
+        return ""
+
+    def _silent(self, known: dict[str, str], outside: int) -> str:
+        parts = [f"{k} is known ({why})" for k, why in known.items()]
+        if outside:
+            parts.append(f"{outside} mention(s) of new places without context terms near")
+        return "; ".join(parts) or "no place in scope (countries)"
+
+    def _country_known(self, scan: Scan, country: str) -> bool:
+        if country in self.known_countries:
+            return True
+        history = scan.history
+        if history is None or scan.now is None:
+            return False
+        return scan.seen(history, f"place:{country}", scan.now - self.window, scan.now)
+
+    def _evidence(self, scan: Scan, novel: list[_Novel]) -> Evidence:
+        first = novel[0]
+        key = first.key
+        country_known = key.kind != "country" and self._country_known(scan, key.country)
+        reason = f"new {key.kind} of a known country" if country_known else "new country"
+        details = {
+            "place": place_dict(key),
+            "reason": reason,
+            "country_known": country_known,
+            "context_terms": list(dict.fromkeys(term for term, _ in first.context)),
+            "window_days": json_number(self._days()),
+        }
+        start, end = first.mention.start, first.mention.end
+        if first.context:
+            _, (_, s, e) = first.context[0]
+            start, end = min(start, s), max(end, e)
+        return term_evidence(
+            scan,
+            first.context[:3],
+            self.kind,
+            novelty=details,
+            places=[scan.place_evidence(n.index, n.mention) for n in novel],
+            snippet=scan.snippet(first.index, start, end),
+        )
+
+    def _days(self) -> float:
+        return self.window.total_seconds() / _DAY
+
+
+class NoveltyIndex:
+    """Which novelty rules may fire on an item, found with set operations per place.
+
+    With many novelty rules, most are triggered by common context words on every
+    conflict item, and most of a conflict item's places are known. Per place mention,
+    the index starts from the rules whose ``countries`` admit it and removes those whose
+    baseline covers it and those whose window has seen it in history: what is left
+    (usually nothing) is then checked rule by rule. Fields and context are left to the
+    check, so the answer is a superset of the rules that fire.
+    """
+
+    def __init__(self, rules: Sequence[tuple[int, NoveltyMatcher]]) -> None:
+        self.rules = frozenset(index for index, _ in rules)
+        self._levels: dict[str, frozenset[int]] = {}
+        self._anywhere: set[int] = set()
+        self._by_country: dict[str, set[int]] = {}
+        self._covering: dict[str, set[int]] = {}
+        self._covering_country: dict[str, set[int]] = {}
+        self._by_window: dict[timedelta, set[int]] = {}
+        for index, m in rules:
+            self._levels[m.level] = self._levels.get(m.level, frozenset()) | {index}
+            if not m.countries:
+                self._anywhere.add(index)
+            for country in m.countries:
+                self._by_country.setdefault(country, set()).add(index)
+            for place_id in m.baseline:
+                self._covering.setdefault(place_id, set()).add(index)
+            for country in m.known_countries:
+                self._covering_country.setdefault(country, set()).add(index)
+            self._by_window.setdefault(m.window, set()).add(index)
+
+    def candidates(self, scan: Scan) -> frozenset[int]:
+        found: set[int] = set()
+        every = frozenset(range(len(scan.fields)))
+        empty: set[int] = set()
+        for level, at_level in self._levels.items():
+            for _, mention, key in scan.keyed_places(every, level):
+                place = mention.place
+                rules = (self._by_country.get(place.country, empty) | self._anywhere) & at_level
+                rules -= found
+                if not rules:
+                    continue
+                rules -= self._covering.get(key.id, empty)
+                rules -= self._covering.get(place.id, empty)
+                if key.kind == "country":
+                    rules -= self._covering_country.get(key.id, empty)
+                if rules and scan.history is not None and scan.now is not None:
+                    for window, in_window in self._by_window.items():
+                        if rules.isdisjoint(in_window):
+                            continue
+                        since = scan.now - window
+                        if scan.seen(scan.history, f"place:{key.id}", since, scan.now):
+                            rules -= in_window
+                found |= rules
+        return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class BurstMatcher:
+    """A place or term whose distinct sources reach ``min_sources`` at a high rate."""
+
+    keys: str  # "places" | "terms"
+    terms: tuple[tuple[int, str, str], ...]  # (term id, term, history key)
+    level: str
+    countries: frozenset[str]
+    min_sources: int
+    window: timedelta
+    factor: float
+    baseline_window: timedelta
+    kind: str = "burst"
+
+    @property
+    def triggers(self) -> frozenset[int]:
+        return frozenset(t for t, _, _ in self.terms)
+
+    def check(self, scan: Scan, fields: frozenset[int]) -> Fired | str:
+        history, now = scan.history, scan.now
+        if history is None or now is None:
+            return "no history to count sources in"
+        if scan.at <= now - self.window:
+            return "the item is older than the window"
+        reasons: list[str] = []
+        for key, about in self._keys(scan, fields).items():
+            burst = self._judge(history, key, now, scan.item.feed_id)
+            if isinstance(burst, str):
+                reasons.append(f"{key}: {burst}")
+                continue
+            if isinstance(about, tuple):  # a place mention
+                index, mention = about
+                evidence = term_evidence(
+                    scan,
+                    (),
+                    self.kind,
+                    burst=burst,
+                    places=[scan.place_evidence(index, mention)],
+                    snippet=scan.snippet(index, mention.start, mention.end),
+                )
+                return Fired(evidence)
+            found = [(about, h) for h in scan.hits_in(self._term_id(key), fields)[:3]]
+            return Fired(term_evidence(scan, found, self.kind, burst=burst))
+        return "; ".join(reasons) or f"no {self.keys} to count"
+
+    def _keys(self, scan: Scan, fields: frozenset[int]) -> dict[str, Any]:
+        """History key -> the place mention (index, mention) or the term it is about."""
+        keys: dict[str, Any] = {}
+        if self.keys == "terms":
+            for term_id, term, key in self.terms:
+                if scan.hits_in(term_id, fields):
+                    keys.setdefault(key, term)
+            return keys
+        for index, mention in scan.place_mentions(fields):
+            if self.countries and mention.place.country not in self.countries:
+                continue
+            keys.setdefault(f"place:{scan.rollup(mention.place, self.level).id}", (index, mention))
+        return keys
+
+    def _term_id(self, key: str) -> int:
+        return next(t for t, _, k in self.terms if k == key)
+
+    def _judge(
+        self, history: History, key: str, now: datetime, source: str
+    ) -> dict[str, Any] | str:
+        """The burst's numbers if this item (from ``source``) makes ``key`` cross; else why not."""
+        since = now - self.window
+        if history.sources(key, since, now, source=source):
+            return "this source already counted in the window"
+        sources = history.sources(key, since, now) + 1
+        if sources != self.min_sources:
+            return f"{sources} sources in the window; fires on reaching {self.min_sources}"
+        in_window = history.count(key, since, now) + 1
+        before = history.count(key, since - self.baseline_window, since)
+        rate = max(before, 1) * (self.window / self.baseline_window)
+        if in_window < self.factor * rate:
+            return (
+                f"{in_window} mentions in the window, below {self.factor:g} x the baseline "
+                f"rate ({rate:.3g} per window)"
+            )
+        return {
+            "key": key,
+            "sources": sources,
+            "mentions_in_window": in_window,
+            "baseline_rate_per_window": json_number(rate),
+            "factor": json_number(self.factor),
+        }

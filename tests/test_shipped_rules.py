@@ -1,0 +1,126 @@
+"""The shipped rules: they fire on the seed and news like it, and not on ordinary uses."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from monitor.analyst import Case, backtest, judge, read_cases
+from monitor.config.loader import load_config
+from monitor.derive import read_seed
+from monitor.rules.compile import compile_rules
+from monitor.rules.engine import RuleSet
+from monitor.types import Item, Match
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "config" / "cases.jsonl"
+
+
+@cache
+def shipped() -> RuleSet:
+    return compile_rules(load_config(ROOT / "config" / "monitor.yaml").rules)
+
+
+def item(title: str, summary: str = "", *, when: datetime | None = None, feed: str = "f") -> Item:
+    return Item(
+        id=f"{feed}:{title}",
+        feed_id=feed,
+        title=title,
+        summary=summary,
+        url=None,
+        published=when or datetime(2025, 6, 8, tzinfo=UTC),
+        language="en",
+    )
+
+
+def seed_matches() -> dict[str, Match]:
+    path = next((ROOT / "seeds").glob("*.txt"))
+    seed = read_seed(path.name, path.read_text("utf-8"))
+    title, _, body = seed.text.partition("\n")
+    return {m.rule_id: m for m in shipped().evaluate(item(title, body))}
+
+
+def texts(m: Match) -> set[str]:
+    return {h.text.lower() for h in m.evidence.terms}
+
+
+def test_the_seed_is_critical_on_score() -> None:
+    """The seed scores critical, with weapons, territory and rhetoric in the breakdown."""
+    m = seed_matches()["escalation-score"]
+    assert m.severity.label == "critical"
+    assert {"weapons", "territorial", "rhetoric"} <= set(m.evidence.details["breakdown"])
+
+
+def test_the_seed_advance_into_a_new_region_fires_with_evidence() -> None:
+    """ "advancing into ... for the first time" fires territorial-first, quoting both."""
+    m = seed_matches()["territorial-first"]
+    assert {"advancing into", "for the first time"} <= texts(m)
+    assert "Dnipropetrovsk" in m.evidence.details["snippet"]
+
+
+def test_the_seed_record_drone_amounts_fire() -> None:
+    """ "record amounts of drones" fires record-attack."""
+    assert {"record", "drones"} <= texts(seed_matches()["record-attack"])
+
+
+def test_the_seed_oreshnik_fires() -> None:
+    """The Oreshnik strike on Dnipro fires the named-weapon rule."""
+    assert texts(seed_matches()["named-weapon"]) == {"oreshnik"}
+
+
+def test_the_seed_rhetoric_fires() -> None:
+    """Medvedev's "new realities on the ground" is hard rhetoric."""
+    assert "new realities on the ground" in texts(seed_matches()["hard-rhetoric-phrases"])
+
+
+def test_the_seed_places_are_not_new() -> None:
+    """The seed's own regions are the baseline, so the seed is not a novelty to itself."""
+    assert "new-region" not in seed_matches()
+
+
+def test_a_region_outside_the_baseline_is_new_with_place_evidence() -> None:
+    """An advance into Poltava region fires new-region naming the place."""
+    (m,) = [
+        m
+        for m in shipped().evaluate(item("Russian troops advance into Poltava region"))
+        if m.rule_id == "new-region"
+    ]
+    assert [p["id"] for p in m.evidence.details["places"]] == ["UA-53"]
+
+
+def test_with_history_a_new_region_fires_once() -> None:
+    """In a backtest the second report of the same new region is no longer new."""
+    start = datetime(2025, 6, 9, tzinfo=UTC)
+    items = [
+        item("Drone attack on Lviv region damages energy facility", when=start),
+        item("Second drone attack on Lviv region in a day", when=start + timedelta(hours=3)),
+    ]
+    alerts: list[str] = []
+    backtest(items, shipped(), on_alert=lambda a: alerts.append(a.rule_id))
+    assert alerts.count("new-region") == 1
+
+
+def test_the_cases_file_is_balanced() -> None:
+    """At least 40 positives and 40 negatives, and 8 of each language among them."""
+    cases = read_cases(CASES)
+    expect = Counter(c.expect for c in cases)
+    assert expect["fire"] >= 40 and expect["silent"] >= 40
+    langs = Counter(c.lang for c in cases)
+    assert all(langs[lang] >= 8 for lang in ("en", "uk", "ru")), langs
+    for line in CASES.read_text("utf-8").splitlines():
+        json.loads(line)
+
+
+@pytest.mark.parametrize(
+    "case", read_cases(CASES, shipped().rule_ids), ids=lambda c: f"{c.line}-{c.expect}"
+)
+def test_case(case: Case) -> None:
+    """Each regression case fires (its rule) or stays silent, judged on its own."""
+    result = judge(case, shipped())
+    fired = [(m.rule_id, m.evidence.to_dict().get("snippet")) for m in result.matches]
+    assert result.passed, f"{case.where}: expected {case.expect} {case.rule or ''}: {fired}"
