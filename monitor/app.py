@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from monitor.clock import Clock
 from monitor.config.models import AppConfig
+from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
-from monitor.pipeline import Deliverer, Poller
+from monitor.pipeline import Poller
 from monitor.rules.compile import compile_rules
 from monitor.sinks import build_sinks
 from monitor.sinks.base import Sink

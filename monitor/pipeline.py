@@ -15,11 +15,9 @@ recorded on it and never raised to the caller, except bugs.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -30,15 +28,13 @@ import structlog
 from monitor import decide
 from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
-from monitor.exceptions import FetchError, MonitorError, SinkError
+from monitor.exceptions import FetchError, MonitorError
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules.engine import Assessment
 from monitor.rules.history import History, LayeredHistory
-from monitor.sinks.base import Sink
 from monitor.storage.base import Storage
 from monitor.types import (
     ClaimRequest,
-    Delivery,
     FeedState,
     FetchResult,
     Item,
@@ -246,71 +242,3 @@ def _log_outcome(outcome: PollOutcome, state: FeedState, started: float) -> None
         next_poll=state.next_poll.isoformat() if state.next_poll else None,
         disabled=state.disabled_reason,
     )
-
-
-class Deliverer:
-    """Delivers due outbox entries; each sink in its own task so a slow one delays no other."""
-
-    def __init__(
-        self,
-        config: AppConfig,
-        storage: Storage,
-        sinks: dict[str, Sink],
-        clock: Clock,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self.storage = storage
-        self.sinks = sinks
-        self.clock = clock
-        self.rng = rng or random.Random()
-
-    async def deliver_due(self, limit: int = 500) -> int:
-        """One pass over the due deliveries; returns how many were delivered."""
-        due = self.storage.due_deliveries(self.clock.now(), limit)
-        by_sink: dict[str, list[Delivery]] = defaultdict(list)
-        for delivery in due:
-            by_sink[delivery.sink].append(delivery)
-        counts = await asyncio.gather(
-            *(self._deliver_to(name, batch) for name, batch in by_sink.items())
-        )
-        return sum(counts)
-
-    async def _deliver_to(self, sink_name: str, batch: list[Delivery]) -> int:
-        delivered = 0
-        with structlog.contextvars.bound_contextvars(sink=sink_name):
-            sink = self.sinks.get(sink_name)
-            for delivery in batch:
-                if sink is None:
-                    error = SinkError(sink_name, "sink is no longer configured", transient=False)
-                    self._failed(delivery, error, force_dead=True)
-                    continue
-                try:
-                    await sink.send(delivery.alert)
-                except SinkError as e:
-                    self._failed(delivery, e)
-                    if e.transient:
-                        break  # the sink is struggling: keep its order, try the rest later
-                    continue
-                self.storage.mark_delivered(delivery.delivery_id, self.clock.now())
-                log.info("delivered", alert=delivery.alert.alert_id, rule=delivery.alert.rule_id)
-                delivered += 1
-        return delivered
-
-    def _failed(self, delivery: Delivery, error: SinkError, *, force_dead: bool = False) -> None:
-        scheduler = self.config.scheduler
-        attempts = delivery.attempts + 1
-        dead = force_dead or attempts >= scheduler.delivery_max_attempts
-        delay = decide.backoff_delay(
-            attempts, scheduler.backoff_min, scheduler.backoff_max, self.rng, error.retry_after
-        )
-        next_attempt = None if dead else self.clock.now() + delay
-        self.storage.mark_failed(delivery.delivery_id, str(error), next_attempt, dead=dead)
-        log_method = log.error if dead else log.warning
-        log_method(
-            "delivery_failed",
-            alert=delivery.alert.alert_id,
-            attempts=attempts,
-            dead=dead,
-            error=str(error),
-        )

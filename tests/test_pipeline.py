@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 
 from monitor.clock import FixedClock
 from monitor.config.models import AppConfig, FeedConfig
+from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
-from monitor.pipeline import Deliverer, Poller
+from monitor.pipeline import Poller
 from monitor.rules.compile import compile_rules
 from monitor.storage.sqlite import SQLiteStorage
 from tests import feedserver as fs
@@ -258,3 +259,16 @@ async def test_a_recovering_sink_gets_the_alert(h: Harness) -> None:
     h.advance(timedelta(minutes=5))
     assert await h.deliverer.deliver_due() == 1
     assert len(h.sink.sent) == 1
+
+
+async def test_a_permanent_sink_failure_is_dead_at_once(h: Harness) -> None:
+    """A permanent refusal (a 4xx) is not retried: the delivery is dead after one attempt."""
+    h.sink.fail_times, h.sink.transient = 1, False
+    h.server.add_feed("/feed", fs.rss([ORESHNIK]))
+    await h.poller.poll(h.feed())
+    assert await h.deliverer.deliver_due() == 0
+    [record] = h.store.recent_alerts(dead_only=True)
+    assert [(d.state, d.attempts) for d in record.deliveries] == [("dead", 1)]
+    assert h.store.retry_dead(record.alert_id, h.clock.now()) == 1
+    assert await h.deliverer.deliver_due() == 1
+

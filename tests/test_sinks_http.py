@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from monitor.clock import FixedClock
 from monitor.config.models import SlackSinkConfig, WebhookSinkConfig
+from monitor.deliver import Deliverer
 from monitor.exceptions import SinkError
-from monitor.pipeline import Deliverer
 from monitor.sinks import build_sink, send_test
 from monitor.sinks.slack import SlackSink
 from monitor.sinks.webhook import WebhookSink, sign
