@@ -159,3 +159,53 @@ def test_unreachable_feeds_are_logged_and_the_daemon_keeps_going(tmp_path: Path)
     )
     assert table.returncode == 0
     assert "nowhere" in table.stdout.decode()
+
+
+def test_kill_during_delivery_redelivers_with_the_same_key(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """Killed mid-delivery, a restart delivers every alert; a repeat keeps its key."""
+    from tests.receivers import Hang, WebhookReceiver
+
+    stories = [
+        {
+            "guid": f"urn:story:{n}",
+            "title": f"Russia fires Oreshnik missile, report {n}",
+            "link": f"http://example.test/oreshnik/{n}",
+            "pubDate": format_datetime(NOW, usegmt=True),
+        }
+        for n in range(5)
+    ]
+    url = feed_server.add_feed("/feed", fs.rss(stories))
+    with WebhookReceiver() as rx:
+        rx.then(Hang(60))
+        config = write_config(
+            tmp_path,
+            [{"id": "f", "url": url}],
+            scheduler={"delivery_interval": 0.2},
+            extra={
+                "sinks": [{"name": "hook", "type": "webhook", "url": rx.url(), "timeout": "30s"}],
+                "routes": [{"sinks": ["hook"]}],
+            },
+        )
+        proc = subprocess.Popen(monitor("run", "-c", str(config)), stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: len(rx.requests) == 1)
+        finally:
+            proc.kill()
+            proc.wait()
+        done = subprocess.run(monitor("once", "-c", str(config)), capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()
+        received = list(rx.requests)
+
+    keys_by_alert: dict[str, set[str]] = {}
+    for request in received:
+        keys_by_alert.setdefault(request.json()["alert_id"], set()).add(
+            request.headers["idempotency-key"]
+        )
+    assert len(keys_by_alert) == 5
+    assert all(keys == {alert} for alert, keys in keys_by_alert.items())
+    accepted = {r.json()["alert_id"] for r in received[1:]}  # the first one hung
+    assert accepted == set(keys_by_alert)
+    db = tmp_path / "monitor.db"
+    assert query(db, "SELECT DISTINCT state FROM deliveries") == [("delivered",)]
