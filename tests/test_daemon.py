@@ -167,14 +167,21 @@ def test_kill_during_delivery_redelivers_with_the_same_key(
     """Killed mid-delivery, a restart delivers every alert; a repeat keeps its key."""
     from tests.receivers import Hang, WebhookReceiver
 
+    titles = [  # five different stories, so no clustering may merge them
+        "Oreshnik missile hits a factory in Dnipro",
+        "Belarus says Oreshnik launchers are now on combat duty",
+        "Putin orders serial production of the Oreshnik",
+        "NATO briefs allies on the Oreshnik threat to European capitals",
+        "Experts doubt Patriot batteries can intercept an Oreshnik",
+    ]
     stories = [
         {
             "guid": f"urn:story:{n}",
-            "title": f"Russia fires Oreshnik missile, report {n}",
+            "title": title,
             "link": f"http://example.test/oreshnik/{n}",
             "pubDate": format_datetime(NOW, usegmt=True),
         }
-        for n in range(5)
+        for n, title in enumerate(titles)
     ]
     url = feed_server.add_feed("/feed", fs.rss(stories))
     with WebhookReceiver() as rx:
