@@ -8,6 +8,7 @@ kind and id, lexicon order kept where it is meaningful, no timestamps).
                                        ├─▶ lexicon terms found ──▶ boosted score weights
                                        └─▶ key phrases ──▶ score terms, rhetoric phrases
     monitor/data/lexicon.yaml ─────────┴─▶ rules (score, novelty, near, quantity, terms, burst)
+    monitor/data/theatre.yaml ──────────▶ known theatre ──▶ novelty baselines (with the places)
 
 Key phrases. In each sentence of a seed, every hit of a lexicon ``markers`` term (framing
 words: "record", "new", "for the first time") is paired with the nearest lexicon term hit
@@ -19,6 +20,18 @@ key phrase ("for the first time") if its sentence has a lexicon hit at all. Each
 kept once, in order of first occurrence, with the category of the lexicon term it is
 anchored on. Phrases anchored on a term go into the score rule (that term's category,
 weight ``derive_emit.PHRASE_WEIGHT``); rhetoric ones also into the hard-rhetoric phrases rule.
+
+Known theatre. The novelty rules' baselines are the curated theatre as of the seeds'
+date (``monitor/data/theatre.yaml``: regions with ground fighting, regions hit by
+long-range strikes, the countries already involved) plus the seeds' places, so that a
+cold start (empty history) does not call Kharkiv or Odesa new. The ground-war rule
+(new-front) leaves out the regions a seed reports as reached for the first time.
+
+First reached. A seed place (a region, or a city standing for its region) is reported as
+reached for the first time when, in its sentence, a lexicon ``first_time`` term ends or
+starts within ``FIRST_GAP`` words of it and a lexicon ``advance`` term within
+``FIRST_SPAN`` words ("advancing into Ukraine's Dnipropetrovsk region for the first
+time"). Countries never are: "Ukraine" in that sentence is not new.
 """
 
 from __future__ import annotations
@@ -36,24 +49,28 @@ from ruamel.yaml import YAML
 
 from monitor.config.rule_models import RuleConfig
 from monitor.derive_emit import Emitter
-from monitor.gazetteer import Gazetteer, Place
+from monitor.gazetteer import Gazetteer, Place, PlaceMention
 from monitor.rules.lexicon import parse_term
 from monitor.text import Normalized, break_words, normalize
 
 __all__ = [
-    "Derived", "KeyPhrase", "Lexicon", "Seed", "analyse", "derive", "known_kinds",
-    "lexicon_from_text", "read_seed", "shipped_lexicon",
+    "Derived", "KeyPhrase", "Lexicon", "Seed", "Theatre", "analyse", "derive", "known_kinds",
+    "lexicon_from_text", "read_seed", "shipped_lexicon", "shipped_theatre", "theatre_from_text",
 ]  # fmt: skip
 
 PHRASE_GAP = 3
 PHRASE_MAX_WORDS = 7
 THEATRE_MIN_MENTIONS = 3  # a country is part of the theatre (novelty scope) from this many
 QUOTE_CHARS = 70
+FIRST_GAP = 3  # words between a place and "for the first time" for the place to be a first
+FIRST_SPAN = 8  # words between that place and an advance term in its sentence
 _DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b")
 _LEXICON_KEYS = (
     "categories", "score", "markers", "first_time", "advance", "air_attack", "record_words",
     "record_raid", "named_weapons", "threats", "guards", "novelty_context",
 )  # fmt: skip
+_CONTEXT_KEYS = ("within", "ground", "strike", "spillover")
+_THEATRE_KEYS = ("as_of", "ground", "strike", "countries")
 _PUNCT = re.compile(r"[,;:.!?()\[\]\"«»“”]")
 
 
@@ -119,6 +136,19 @@ class Lexicon:
 
 
 @dataclass(frozen=True, slots=True)
+class Theatre:
+    """The known theatre as of ``as_of`` (``monitor/data/theatre.yaml``): id -> note."""
+
+    as_of: date
+    ground: Mapping[str, str]  # regions with ground fighting
+    strike: Mapping[str, str]  # regions hit by long-range strikes (not in ground)
+    not_included: Mapping[str, Mapping[str, str]]  # "ground"/"strike" -> left out, to review
+    involved: Mapping[str, str]  # countries already in the war
+    watch: Mapping[str, str]  # neighbours the new-country rule watches
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Derived:
     """What derive found in the seeds, kept for the rules file and for tests."""
 
@@ -127,6 +157,8 @@ class Derived:
     phrases: tuple[KeyPhrase, ...]
     places: Mapping[str, tuple[Place, int, str]]  # id -> (place, mentions, first alias quote)
     theatre: tuple[str, ...]  # countries mentioned at least THEATRE_MIN_MENTIONS times
+    firsts: Mapping[str, str]  # region id -> quote: a seed reports it reached for the first time
+    known: Theatre | None = None  # the curated theatre the baselines start from
 
 
 def lexicon_from_text(text: str, source: str = "lexicon") -> Lexicon:
@@ -137,7 +169,77 @@ def lexicon_from_text(text: str, source: str = "lexicon") -> Lexicon:
     missing = [key for key in _LEXICON_KEYS if key not in data]
     if missing:
         raise ValueError(f"{source}: missing section(s) {', '.join(missing)}")
+    context = data["novelty_context"]
+    lacking = [k for k in _CONTEXT_KEYS if not isinstance(context, dict) or k not in context]
+    if lacking:
+        raise ValueError(f"{source}: novelty_context lacks {', '.join(lacking)}")
     return Lexicon(data, hashlib.sha256(text.encode()).hexdigest())
+
+
+def theatre_from_text(
+    text: str, source: str = "theatre", gazetteer: Gazetteer | None = None
+) -> Theatre:
+    """Parse a theatre file; ValueError naming ``source`` for a missing section, a bad
+    date or (with ``gazetteer``) an id the gazetteer does not know or of the wrong kind."""
+    data = YAML(typ="safe", pure=True).load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: the top level must be a mapping")
+    missing = [key for key in _THEATRE_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"{source}: missing section(s) {', '.join(missing)}")
+    as_of = data["as_of"]
+    if not isinstance(as_of, date):
+        try:
+            as_of = date.fromisoformat(str(as_of))
+        except ValueError:
+            raise ValueError(
+                f"{source}: as_of must be a date (YYYY-MM-DD), not {as_of!r}"
+            ) from None
+
+    def notes(node: Any, where: str, kind: str) -> dict[str, str]:
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
+            raise ValueError(f"{source}: {where} must be a mapping of place id -> note")
+        out = {str(k): str(v) for k, v in node.items()}
+        for place_id in out if gazetteer is not None else ():
+            try:
+                place = gazetteer.get(place_id)  # type: ignore[union-attr]
+            except KeyError:
+                raise ValueError(
+                    f"{source}: {where}: {place_id!r} is not a gazetteer id; look it up with "
+                    "Gazetteer.load().lookup(name)"
+                ) from None
+            if place.kind != kind:
+                raise ValueError(f"{source}: {where}: {place_id} is a {place.kind}, not a {kind}")
+        return out
+
+    countries = data["countries"] or {}
+    left = data.get("not_included") or {}
+    ground = notes(data["ground"], "ground", "region")
+    strike = notes(data["strike"], "strike", "region")
+    twice = sorted(set(ground) & set(strike))
+    if twice:
+        raise ValueError(f"{source}: {', '.join(twice)} in both ground and strike; keep ground")
+    return Theatre(
+        as_of=as_of,
+        ground=ground,
+        strike=strike,
+        not_included={
+            k: notes(left.get(k), f"not_included.{k}", "region") for k in ("ground", "strike")
+        },
+        involved=notes(countries.get("involved"), "countries.involved", "country"),
+        watch=notes(countries.get("watch"), "countries.watch", "country"),
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def shipped_theatre(gazetteer: Gazetteer | None = None) -> Theatre:
+    """The known theatre shipped in ``monitor/data/theatre.yaml``."""
+    ref = resources.files("monitor") / "data" / "theatre.yaml"
+    return theatre_from_text(
+        ref.read_text(encoding="utf-8"), "monitor/data/theatre.yaml", gazetteer
+    )
 
 
 def shipped_lexicon() -> Lexicon:
@@ -171,15 +273,23 @@ def derive(
     kinds: frozenset[str] | None = None,
     regenerate: str = "monitor derive seeds/ -o config/rules.yaml",
     local: str | None = "rules.local.yaml",
+    theatre: Theatre | None = None,
 ) -> str:
-    """The rules file for ``seeds``: commented YAML, byte-identical for identical inputs."""
-    derived = analyse(seeds, lexicon, gazetteer)
+    """The rules file for ``seeds``: commented YAML, byte-identical for identical inputs.
+
+    ``theatre`` defaults to the shipped known theatre (checked against ``gazetteer``)."""
+    derived = analyse(seeds, lexicon, gazetteer, theatre or shipped_theatre(gazetteer))
     emitter = Emitter(derived, lexicon, kinds if kinds is not None else known_kinds())
     return emitter.render(regenerate=regenerate, local=local)
 
 
-def analyse(seeds: Sequence[Seed], lexicon: Lexicon, gazetteer: Gazetteer) -> Derived:
-    """Places, lexicon terms and key phrases of the seeds."""
+def analyse(
+    seeds: Sequence[Seed],
+    lexicon: Lexicon,
+    gazetteer: Gazetteer,
+    theatre: Theatre | None = None,
+) -> Derived:
+    """Places, lexicon terms, key phrases and first-reached regions of the seeds."""
     ordered = tuple(sorted(seeds, key=lambda s: s.name))
     norms = [normalize(s.text) for s in ordered]
     sentences = [n.sentences() for n in norms]
@@ -190,8 +300,9 @@ def analyse(seeds: Sequence[Seed], lexicon: Lexicon, gazetteer: Gazetteer) -> De
     for hit in hits:
         found.setdefault(hit.term, _quote(norms[hit.seed], hit.start, hit.end))
     phrases = _key_phrases(ordered, norms, hits, markers, category)
-    places, theatre = _places(ordered, norms, gazetteer)
-    return Derived(ordered, found, phrases, places, theatre)
+    places, countries = _places(ordered, norms, gazetteer)
+    firsts = _firsts(lexicon, norms, sentences, gazetteer)
+    return Derived(ordered, found, phrases, places, countries, firsts, theatre)
 
 
 # --- finding terms --------------------------------------------------------------------
@@ -346,3 +457,42 @@ def _places(
         places[place_id] = (place, count[place_id], quote.get(place_id) or via[place_id])
     theatre = tuple(sorted(c for c, n in countries.items() if n >= THEATRE_MIN_MENTIONS))
     return places, theatre
+
+
+def _firsts(
+    lexicon: Lexicon,
+    norms: Sequence[Normalized],
+    sentences: Sequence[list[tuple[int, int]]],
+    gazetteer: Gazetteer,
+) -> dict[str, str]:
+    """Regions a seed reports as reached for the first time -> a quote saying so."""
+    firsts = _find(dict.fromkeys(lexicon.strings("first_time"), ""), norms, sentences)
+    advances = _find(dict.fromkeys(lexicon.strings("advance"), ""), norms, sentences)
+    out: dict[str, str] = {}
+    for index, norm in enumerate(norms):
+        words = _word_starts(norm.text)
+        for mention in gazetteer.find(norm):
+            place = mention.place
+            region = place.id if place.kind == "region" else place.region
+            if place.kind == "country" or not region or region in out:
+                continue
+            where = (index, _sentence_of(sentences[index], mention.start))
+            first = [h for h in firsts if _near(h, where, mention, words, FIRST_GAP)]
+            advance = [h for h in advances if _near(h, where, mention, words, FIRST_SPAN)]
+            if first and advance:
+                hits = [*first, *advance]
+                start = min(mention.start, *(h.start for h in hits))
+                end = max(mention.end, *(h.end for h in hits))
+                out[region] = " ".join(norm.quote(start, end).split())
+    return dict(sorted(out.items()))
+
+
+def _near(
+    hit: Hit, where: tuple[int, int], mention: PlaceMention, words: Sequence[int], most: int
+) -> bool:
+    """Whether ``hit`` is in the (seed, sentence) ``where`` within ``most`` words of it."""
+    if (hit.seed, hit.sentence) != where:
+        return False
+    if hit.start >= mention.end:
+        return _words(words, mention.end, hit.start) <= most
+    return _words(words, hit.end, mention.start) <= most

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitor.derive import Derived, Lexicon
+    from monitor.gazetteer import Place
 
 WIDTH = 92
 PHRASE_WEIGHT = 1.0  # a key phrase's weight in the score rule (its anchor term counts too)
@@ -92,7 +93,7 @@ class Emitter:
             "# Regenerate (same seeds and lexicon give the same bytes):",
             f"#   {regenerate}",
             "#",
-            "# Derived from these seed articles (their places are the novelty baseline, their",
+            "# Derived from these seed articles (their places join the novelty baselines, their",
             "# escalation language boosts the lexicon terms they use):",
         ]
         for seed in self.d.seeds:
@@ -101,6 +102,28 @@ class Emitter:
         lines += [
             f"# and the shipped lexicon monitor/data/lexicon.yaml (sha256:{self.lex.sha256[:16]}).",
             "#",
+        ]
+        known = self.d.known
+        if known is not None:
+            lines += [
+                "# The novelty baselines start from the known theatre as of "
+                f"{known.as_of.isoformat()}: monitor/data/",
+                f"# theatre.yaml (sha256:{known.sha256[:16]}), curated by hand from general "
+                "knowledge",
+                "# (ISW, DeepState, governors' and defence ministries' statements as reported)",
+                "# and to be reviewed by an analyst: regions with ground fighting, regions hit by",
+                "# long-range strikes, the countries already in the war. Without it a cold start",
+                "# (empty history) would call every strike on Kharkiv or Odesa a new region.",
+                "#",
+            ]
+            newer = [s.name for s in self.d.seeds if s.date and s.date > known.as_of]
+            if newer:
+                lines += [
+                    f"# WARNING: seed(s) {', '.join(newer)} are newer than the theatre: review",
+                    "# theatre.yaml (and its as_of) before relying on the novelty rules.",
+                    "#",
+                ]
+        lines += [
             "# Hand-written rules do not belong here: derive overwrites this file. They live in",
             f"# {local or 'a file of your own'}, included below, which derive creates once "
             "(empty) and",
@@ -191,53 +214,134 @@ class Emitter:
         ]
 
     def novelty(self) -> list[str]:
-        cats = self.lex.categories
+        """new-front, strike-reaches-new-region and new-country, from the known theatre."""
+        known = self.d.known
+        if known is None:
+            raise ValueError("derive needs the known theatre (monitor/data/theatre.yaml)")
         spec = self.lex.data["novelty_context"]
-        skip = {str(t) for t in spec["exclude"]}
-        terms = [str(t) for name in ("territorial", "weapons") for t in cats[name]["terms"]]
-        context = dedupe([t for t in terms if t not in skip] + [str(t) for t in spec["extra"]])
+        within = {str(k): v for k, v in spec["within"].items()}
+        day = known.as_of.isoformat()
+        scope = set(self.d.theatre)
+        seed = {i: v for i, v in self.d.places.items() if v[0].country in scope}
+        firsts = self.d.firsts
+        left = {i: v for i, v in seed.items() if i in firsts or (v[0].region or "") in firsts}
         lines = [
-            "  # A war-related mention of a region outside the known theatre: the seeds' places",
-            "  # (regions and countries; a city stands for its region) plus what history learns.",
+            "  # The ground war reaching a region it has not reached before (the seed's headline",
+            f"  # event). Baseline: the regions with ground fighting before {day} (theatre.yaml,",
+            "  # ground) and the seeds' places, except those a seed reports as reached for the",
+            "  # first time. Only ground-advance terms count as context: a drone strike on Poltava",
+            "  # is not a new front.",
             "  - kind: novelty",
-            "    id: new-region",
+            "    id: new-front",
             "    severity: critical",
-            "    description: Fighting or strikes reported in a region not seen before.",
+            "    description: A ground advance or offensive in a region the ground war has not "
+            "reached before.",
             "    level: region",
             *flow(self.d.theatre, 4, "countries: "),
+            "    inflect: false",
             "    context:",
-            "      within: sentence",
-            *flow(context, 6, "terms: "),
+            f"      within: {within['ground']}",
+            *flow([str(t) for t in spec["ground"]], 6, "terms: "),
             "    window: 90d",
             "    baseline:",
+            f"      # Ground fighting before {day}:",
+            *self._noted(known.ground),
+            "      # The seeds' places (a city stands for its region; Moscow and Kyiv also name",
+            "      # the governments):",
+            *self._seed_lines(seed, skip=set(known.ground) | set(left)),
         ]
-        order = {"country": 0, "region": 1, "city": 2}
-        ranked = sorted(self.d.places.items(), key=lambda kv: (order.get(kv[1][0].kind, 3), kv[0]))
-        for place_id, (place, count, quote) in ranked:
-            where = f", in {place.region}" if place.kind == "city" and place.region else ""
-            entry = f"      - {q(place_id)}"
-            note = f" # {place.kind}: {place.name}{where}; {count}x, e.g. {quote!r}"
-            lines.append(f"{entry:<21}{note}")
-        lines += [*self.guards("new-region"), ""]
-        neighbours = [str(c) for c in spec["neighbours"]]
-        countries = sorted({p.id for p, _, _ in self.d.places.values() if p.kind == "country"})
+        if left:
+            lines.append(
+                "      # Left out: a seed reports the ground war reaching it for the first time, so"
+            )
+            lines.append("      # an advance there is the news the rule exists for:")
+            for place_id in self._ranked(left):
+                place = left[place_id][0]
+                if place_id in firsts:
+                    lines.append(f"      #   {place_id} ({place.name}): {firsts[place_id]!r}")
+                else:
+                    lines.append(
+                        f"      #   {place_id} ({place.name}, {place.kind} in {place.region})"
+                    )
+        lines += self._review(known.not_included.get("ground", {}))
+        lines += [*self.guards("new-front"), ""]
+
+        extra = [i for i in self._ranked(seed) if i not in known.ground and i not in known.strike]
         lines += [
-            "  # The war reaching a neighbouring country (drones down in Poland, Romania...).",
+            "  # Long-range fire reaching a region not hit before: a drone or missile strike",
+            "  # deep in Russia or western Ukraine. Baseline: the ground regions above, the",
+            f"  # regions hit by strikes before {day} (theatre.yaml, strike) and the seeds'",
+            "  # places.",
+            "  - kind: novelty",
+            "    id: strike-reaches-new-region",
+            "    severity: warning",
+            "    description: A drone or missile strike reported in a region not hit before.",
+            "    level: region",
+            *flow(self.d.theatre, 4, "countries: "),
+            "    inflect: false",
+            "    context:",
+            f"      within: {within['strike']}",
+            *flow([str(t) for t in spec["strike"]], 6, "terms: "),
+            "    window: 90d",
+            "    baseline:",
+            "      # Ground fighting (as new-front) and the seeds' places:",
+            *(f"      - {q(i)}" for i in dedupe([*known.ground, *extra])),
+            f"      # Hit by long-range strikes before {day}:",
+            *self._noted(known.strike),
+            *self._review(known.not_included.get("strike", {})),
+            *self.guards("strike-reaches-new-region"),
+            "",
+        ]
+        lines += [
+            "  # The war spilling into a neighbouring country (drones down in Poland, Romania,",
+            "  # Moldova; troops crossing a border). Baseline: the countries already in the war",
+            f"  # as of {day} (theatre.yaml, countries.involved). Earlier spill-overs into the",
+            "  # watched neighbours are left out on purpose: each is news; history stops repeats.",
             "  - kind: novelty",
             "    id: new-country",
             "    severity: critical",
-            "    description: Fighting or strikes reported in a neighbouring country.",
+            "    description: The war spilling over into a neighbouring country.",
             "    level: country",
-            *flow(neighbours, 4, "countries: "),
+            *flow(list(known.watch), 4, "countries: "),
+            "    inflect: false",
             "    context:",
-            "      within: sentence",
-            *flow(context, 6, "terms: "),
+            f"      within: {within['country']}",
+            *flow([str(t) for t in spec["spillover"]], 6, "terms: "),
             "    window: 90d",
-            *flow(countries, 4, "baseline: "),
+            "    baseline:",
+            *self._noted(known.involved),
             *self.guards("new-country"),
             "",
         ]
         return self.gated("novelty", lines)
+
+    @staticmethod
+    def _ranked(places: dict[str, tuple[Place, int, str]]) -> list[str]:
+        order = {"country": 0, "region": 1, "city": 2}
+        return sorted(places, key=lambda i: (order.get(places[i][0].kind, 3), i))
+
+    @staticmethod
+    def _noted(notes: Mapping[str, str]) -> list[str]:
+        return [f"{'      - ' + q(i):<20} # {note}" for i, note in notes.items()]
+
+    def _seed_lines(self, seed: dict[str, tuple[Place, int, str]], skip: set[str]) -> list[str]:
+        out = []
+        for place_id in self._ranked(seed):
+            if place_id in skip:
+                continue
+            place, count, quote = seed[place_id]
+            where = f", in {place.region}" if place.kind == "city" and place.region else ""
+            entry = f"      - {q(place_id)}"
+            note = f" # {place.kind}: {place.name}{where}; {count}x, e.g. {quote!r}"
+            out.append(f"{entry:<21}{note}")
+        return out
+
+    @staticmethod
+    def _review(notes: Mapping[str, str]) -> list[str]:
+        if not notes:
+            return []
+        out = ["      # Not in the baseline, to review (theatre.yaml, not_included):"]
+        return out + [f"      #   {i}: {note}" for i, note in notes.items()]
 
     def record_attack(self) -> list[str]:
         air = self.lex.data["air_attack"]
@@ -303,6 +407,26 @@ class Emitter:
             *flow([str(t) for t in names["context"]], 6, "- "),
             *self.guards("named-weapon-context"),
             "",
+            *self.routine_weapons(names.get("routine") or []),
+        ]
+
+    def routine_weapons(self, names: Sequence[object]) -> list[str]:
+        if not names:
+            return []
+        context = self.lex.data["named_weapons"]["context"]
+        return [
+            "  # The missiles of nearly every raid (named in the air force's daily report): info,",
+            "  # so that a routine raid report is not a new-weapon warning.",
+            "  - kind: near",
+            "    id: named-weapon-routine",
+            "    severity: info",
+            "    description: A routinely used missile is named next to a weapon word.",
+            "    within: 3",
+            "    terms:",
+            *flow([str(t) for t in names], 6, "- "),
+            *flow([str(t) for t in context], 6, "- "),
+            *self.guards("named-weapon-routine"),
+            "",
         ]
 
     def rhetoric(self) -> list[str]:
@@ -333,15 +457,20 @@ class Emitter:
 
     def burst(self) -> list[str]:
         lines = [
-            "  # A place suddenly reported by many sources: at least 3 in 2 hours and 5x its",
-            "  # usual rate over 14 days.",
+            "  # A place suddenly reported by many sources: at least 4 in 2 hours and 5x its",
+            "  # usual rate over 14 days, counted on war-escalation news only (the item that",
+            "  # makes the 4th source must itself score on escalation-score): a Kyiv summit or",
+            "  # a Lviv festival in every feed is not a burst. Until the history holds 14 days,",
+            "  # every busy place looks like a burst (an empty baseline counts as one mention);",
+            "  # 4 sources and the escalation requirement keep that first fortnight quiet-ish.",
             "  - kind: burst",
             "    id: place-burst",
             "    severity: warning",
             "    description: A place suddenly in many sources' news.",
+            "    requires: [escalation-score]",
             "    keys: places",
             "    terms: []",
-            "    min_sources: 3",
+            "    min_sources: 4",
             "    window: 2h",
             "    factor: 5",
             "    baseline_window: 14d",

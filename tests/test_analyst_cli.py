@@ -68,7 +68,7 @@ def test_explain_gives_every_rule_a_reason(config: Path) -> None:
     """--explain lists every rule, fired or not, with why."""
     result = run("test", "-c", str(config), "--explain", RAID)
     assert result.exit_code == 0, result.output
-    for rule_id in ("escalation-score", "new-region", "named-weapon", "place-burst"):
+    for rule_id in ("escalation-score", "new-front", "named-weapon", "place-burst"):
         assert rule_id in result.output
 
 
@@ -167,9 +167,9 @@ def archive_rows() -> list[dict[str, Any]]:
     """Out of time order on purpose; one HTML summary; a new region reported twice."""
     at = lambda h: (T0 + timedelta(hours=h)).isoformat().replace("+00:00", "Z")  # noqa: E731
     return [
-        {"published": at(5), "title": "Second drone attack on Lviv region", "source": "b",
+        {"published": at(5), "title": "Second drone attack on Khabarovsk region", "source": "b",
          "link": "https://example.test/2", "lang": "en"},
-        {"published": at(0), "title": "Drone attack on Lviv region damages energy facility",
+        {"published": at(0), "title": "Drone attack on Khabarovsk region damages energy facility",
          "source": "a", "link": "https://example.test/1", "lang": "en"},
         {"published": at(30), "title": "Overnight", "source": "a",
          "summary": "<p>Russia launched <b>728 drones</b> at Ukraine</p>"},
@@ -183,9 +183,9 @@ def read_alerts(path: Path) -> list[dict[str, Any]]:
 
 def check_archive_alerts(alerts: list[dict[str, Any]]) -> None:
     assert all(set(a) == ALERT_KEYS for a in alerts)
-    new = [a for a in alerts if a["rule"] == "new-region"]
+    new = [a for a in alerts if a["rule"] == "strike-reaches-new-region"]
     assert [a["item"]["title"] for a in new] == [
-        "Drone attack on Lviv region damages energy facility"
+        "Drone attack on Khabarovsk region damages energy facility"
     ]
     raid = next(a for a in alerts if a["rule"] == "record-raid")
     assert raid["item"]["summary"] == "Russia launched 728 drones at Ukraine"

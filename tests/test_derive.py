@@ -17,6 +17,8 @@ from monitor.derive import (
     lexicon_from_text,
     read_seed,
     shipped_lexicon,
+    shipped_theatre,
+    theatre_from_text,
 )
 from monitor.gazetteer import Gazetteer
 from monitor.rules.compile import compile_rules
@@ -122,7 +124,8 @@ def test_derived_file_loads_and_compiles(tmp_path: Path) -> None:
     config = load_config(tmp_path / "monitor.yaml")
     kinds = {r.id: r.kind for r in config.rules}
     assert kinds["escalation-score"] == "score"
-    assert kinds["new-region"] == "novelty"
+    assert kinds["new-front"] == kinds["strike-reaches-new-region"] == "novelty"
+    assert kinds["new-country"] == "novelty"
     assert kinds["record-raid"] == "quantity"
     assert kinds["named-weapon"] == "terms"
     assert kinds["hard-rhetoric"] == "near"
@@ -138,10 +141,99 @@ def test_kinds_this_build_lacks_are_written_commented_out(tmp_path: Path) -> Non
     (tmp_path / "rules.yaml").write_text(text)
     (tmp_path / "rules.local.yaml").write_text("rules: []\n")
     ids = {r.id for r in load_config(tmp_path / "rules.yaml").rules}
-    assert "new-region" not in ids and "escalation-score" in ids
+    assert "new-front" not in ids and "escalation-score" in ids
 
 
 def test_a_lexicon_without_a_section_is_refused() -> None:
     """A lexicon file missing a section is a ValueError naming the file and the section."""
     with pytest.raises(ValueError, match=r"mine\.yaml: missing section\(s\) .*guards"):
         lexicon_from_text("categories: {}\n", "mine.yaml")
+
+
+# --- the known theatre and the novelty baselines --------------------------------------
+
+
+def rules_by_id(text: str, tmp_path: Path) -> dict[str, object]:
+    (tmp_path / "rules.yaml").write_text(text)
+    (tmp_path / "rules.local.yaml").write_text("rules: []\n")
+    return {r.id: r for r in load_config(tmp_path / "rules.yaml").rules}
+
+
+def test_the_shipped_theatre_uses_gazetteer_ids() -> None:
+    """Every id of theatre.yaml is a gazetteer region (or country), dated as of the seed."""
+    theatre = shipped_theatre(Gazetteer.load())
+    assert theatre.as_of == date(2025, 6, 8)
+    assert {"UA-63", "UA-65", "UA-23", "RU-KRS"} <= set(theatre.ground)
+    assert {"UA-46", "UA-51", "RU-MOW", "RU-TA"} <= set(theatre.strike)
+    assert "UA-12" not in theatre.ground  # the seed's first: an advance there is news
+    assert set(theatre.involved) == {"UA", "RU", "BY"}
+    assert {"PL", "RO", "MD", "LT", "LV", "EE", "FI"} <= set(theatre.watch)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("as_of: 2025-06-08\nground: {}\nstrike: {}\n", r"missing section\(s\) countries"),
+        ("as_of: soon\nground: {}\nstrike: {}\ncountries: {}\n", "as_of must be a date"),
+        (
+            "as_of: 2025-06-08\nground: {UA-99: x}\nstrike: {}\ncountries: {}\n",
+            "ground: 'UA-99' is not a gazetteer id",
+        ),
+        (
+            "as_of: 2025-06-08\nground: {}\nstrike: {UA: x}\ncountries: {}\n",
+            "strike: UA is a country, not a region",
+        ),
+        (
+            "as_of: 2025-06-08\nground: {UA-63: x}\nstrike: {UA-63: y}\ncountries: {}\n",
+            "UA-63 in both ground and strike",
+        ),
+    ],
+)
+def test_a_bad_theatre_file_is_refused(text: str, message: str) -> None:
+    """A theatre file with a missing section, a bad date or a bad id names file and fault."""
+    with pytest.raises(ValueError, match=rf"mine\.yaml: .*{message}"):
+        theatre_from_text(text, "mine.yaml", Gazetteer.load())
+
+
+def test_the_seed_first_reached_region_is_found() -> None:
+    """ "advancing into Ukraine's Dnipropetrovsk region for the first time" makes UA-12 a
+    first; Ukraine (a country) and Moscow (far from the framing) are not."""
+    found = analyse(seeds(), shipped_lexicon(), Gazetteer.load())
+    assert list(found.firsts) == ["UA-12"]
+    assert "Dnipropetrovsk region for the first time" in found.firsts["UA-12"]
+
+
+def test_ground_baseline_is_the_theatre_and_the_seed_minus_its_first(tmp_path: Path) -> None:
+    """new-front knows the ground theatre and the seed's places, except UA-12 and its city
+    Dnipro; strike-reaches-new-region knows them all plus the struck regions; new-country
+    knows the belligerents and Belarus."""
+    rules = rules_by_id(derived(), tmp_path)
+    front = set(rules["new-front"].baseline)  # type: ignore[attr-defined]
+    assert {"UA-63", "UA-65", "UA-59", "RU-KRS", "RU-MOW", "UA", "RU"} <= front
+    assert not {"UA-12", "gn:709930", "UA-46", "UA-53"} & front
+    strike = set(rules["strike-reaches-new-region"].baseline)  # type: ignore[attr-defined]
+    assert front | {"UA-12", "gn:709930", "UA-46", "UA-51", "UA-53", "RU-TA"} <= strike
+    assert not {"RU-KHA", "RU-PRI", "RU-NVS"} & strike
+    assert set(rules["new-country"].baseline) == {"UA", "RU", "BY"}  # type: ignore[attr-defined]
+    severities = {i: rules[i].severity for i in ("new-front", "strike-reaches-new-region")}  # type: ignore[attr-defined]
+    assert severities == {"new-front": "critical", "strike-reaches-new-region": "warning"}
+
+
+def test_the_header_says_where_the_theatre_comes_from() -> None:
+    """The rules file names theatre.yaml, its date and hash, and says it must be reviewed;
+    the left-out first is shown with the seed's words."""
+    text = derived()
+    theatre = shipped_theatre()
+    assert f"theatre.yaml (sha256:{theatre.sha256[:16]})" in text
+    assert "known theatre as of 2025-06-08" in text and "reviewed" in text
+    assert "#   UA-12 (Dnipropetrovsk Oblast): 'advancing into" in text
+
+
+def test_a_seed_newer_than_the_theatre_is_flagged() -> None:
+    """A seed dated after the theatre's as_of puts a review warning in the header."""
+    later = read_seed("later.txt", "date 2026-01-01 Russian troops advance into Poltava region.")
+    text = derive(
+        [*seeds(), later], shipped_lexicon(), gazetteer=Gazetteer.load(), regenerate=REGENERATE
+    )
+    assert "# WARNING: seed(s) later.txt are newer than the theatre" in text
+    assert "WARNING" not in derived().split("rules:")[0]
