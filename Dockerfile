@@ -58,13 +58,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     MONITOR_CONFIG=/config/monitor.yaml \
     MONITOR_DB=/data/monitor.db \
-    MONITOR_LOG_FORMAT=json
+    MONITOR_LOG_FORMAT=json \
+    MONITOR_SERVER__HOST=0.0.0.0
 
 WORKDIR /
 VOLUME ["/data"]
 USER 10001:10001
 
-# /healthz, /readyz and /metrics.
+# /healthz, /readyz and /metrics (server.port; MONITOR_SERVER__HOST above listens on all
+# interfaces, where the daemon's default is 127.0.0.1).
 EXPOSE 8080
 
 # `monitor health` asks the running daemon's /readyz: exit 0 ready, 1 not. The daemon

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monitor.clock import Clock
 from monitor.config.models import AppConfig
 from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
+from monitor.metrics import Metrics
 from monitor.pipeline import Poller
 from monitor.rules.compile import compile_rules
+from monitor.rules.engine import RuleSet
 from monitor.sinks import build_sinks
 from monitor.sinks.base import Sink
 from monitor.storage.base import Storage
@@ -26,6 +28,7 @@ class App:
     sinks: dict[str, Sink]
     poller: Poller
     deliverer: Deliverer
+    metrics: Metrics
 
     async def aclose(self) -> None:
         """Close what was opened; sinks first so nothing writes to a closed store."""
@@ -47,6 +50,42 @@ def build_app(config: AppConfig, clock: Clock, *, rng: random.Random | None = No
     except BaseException:
         storage.close()
         raise
-    poller = Poller(config, storage, fetcher, rules, clock, rng)
-    deliverer = Deliverer(config, storage, sinks, clock, rng)
-    return App(config, clock, storage, fetcher, sinks, poller, deliverer)
+    metrics = Metrics()
+    poller = Poller(config, storage, fetcher, rules, clock, rng, metrics=metrics)
+    deliverer = Deliverer(config, storage, sinks, clock, rng, metrics=metrics)
+    return App(config, clock, storage, fetcher, sinks, poller, deliverer, metrics)
+
+
+@dataclass
+class Retired:
+    """What ``reconfigure`` took out of service, to close once in-flight work is done with it."""
+
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    fetcher: Fetcher | None = None
+
+    async def aclose(self) -> None:
+        for sink in self.sinks.values():
+            await sink.close()
+        if self.fetcher is not None:
+            await self.fetcher.aclose()
+
+
+def reconfigure(app: App, config: AppConfig, rules: RuleSet | None = None) -> Retired:
+    """Swap in the parts built from ``config``: rules, sinks, poller, deliverer and, when
+    ``http`` changed, the fetcher. The store, clock and metrics stay (state is kept;
+    a new ``storage.path`` needs a restart). Everything is built before anything is
+    swapped, so a failure (``MonitorError``) leaves ``app`` as it was."""
+    rules = rules if rules is not None else compile_rules(config.rules)
+    sinks = build_sinks(config.sinks)
+    retired = Retired(app.sinks)
+    if config.http != app.config.http:
+        retired.fetcher = app.fetcher
+        app.fetcher = Fetcher(config.http, app.clock)
+    rng = app.poller.rng
+    app.config = config
+    app.sinks = sinks
+    app.poller = Poller(
+        config, app.storage, app.fetcher, rules, app.clock, rng, metrics=app.metrics
+    )
+    app.deliverer = Deliverer(config, app.storage, sinks, app.clock, rng, metrics=app.metrics)
+    return retired

@@ -1,7 +1,8 @@
 """Command line: the only place that turns a MonitorError into an exit code.
 
 Exit codes: 0 success; 1 the command ran but failed (``once`` could poll no
-feed); 2 bad usage or configuration; 3 start-up failed (store, rules).
+feed, ``health`` found the daemon not ready); 2 bad usage or configuration;
+3 start-up failed (store, rules, the HTTP server's port).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import structlog
 from monitor import __version__
 from monitor.clock import Clock, FixedClock, SystemClock
 from monitor.config.loader import json_schema, load_config, summarize
-from monitor.config.models import AppConfig
+from monitor.config.models import AppConfig, ServerConfig
 from monitor.exceptions import ConfigError, MonitorError
-from monitor.observability import configure_logging
+from monitor.observability import configure_logging, redactor
 
 if TYPE_CHECKING:
     from monitor.app import App
@@ -57,6 +58,7 @@ def _load(config_path: Path) -> AppConfig:
         click.echo(f"error: invalid configuration\n{e}", err=True)
         sys.exit(EXIT_CONFIG)
     configure_logging(config.logging.format, config.logging.level)
+    redactor.update(secret.get_secret_value() for secret in config.secrets())
     return config
 
 
@@ -87,12 +89,57 @@ def main() -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Reload when the configuration file or a file it includes changes "
+    "(SIGHUP always reloads).",
+)
+def run(config_path: Path, watch: bool) -> None:
     """Run the daemon: poll feeds on schedule and deliver alerts until stopped."""
     from monitor.daemon import Daemon
 
     config = _load(config_path)
-    _with_app(config, SystemClock(), lambda app: Daemon(app).run())
+
+    async def daemon(app: App) -> None:
+        try:
+            await Daemon(app, config_path=config_path, watch=watch).run()
+        except MonitorError as e:  # the HTTP server's port, mostly
+            click.echo(f"error: cannot start: {e}", err=True)
+            sys.exit(EXIT_STARTUP)
+
+    _with_app(config, SystemClock(), daemon)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--timeout", default=2.0, show_default=True, help="Seconds to wait for the daemon's answer."
+)
+def health(config_path: Path, timeout: float) -> None:
+    """Ask the running daemon's /readyz: exit 0 when ready, 1 otherwise (HEALTHCHECK)."""
+    from monitor.server import ask_ready
+
+    server = _server_settings(config_path)
+    if not server.enabled:
+        click.echo("not ready: the HTTP server is off (server.enabled: false)", err=True)
+        sys.exit(EXIT_FAILED)
+    ready, message = ask_ready(server.host, server.port, timeout)
+    click.echo(message, err=not ready)
+    if not ready:
+        sys.exit(EXIT_FAILED)
+
+
+def _server_settings(config_path: Path) -> ServerConfig:
+    """The configured address; with an unreadable configuration, the defaults (and the
+    MONITOR_SERVER__* variables): the daemon may well be running an older, valid one."""
+    try:
+        return load_config(config_path).server
+    except ConfigError:
+        from monitor.config.env import server_from_env
+
+        click.echo(f"warning: cannot use {config_path}; asking the default address", err=True)
+        return server_from_env()
 
 
 @main.command()
@@ -151,8 +198,18 @@ def check(config_path: Path) -> None:
 
 
 @main.command()
-def schema() -> None:
+@click.option(
+    "--markdown",
+    is_flag=True,
+    help="Print the configuration reference (docs/configuration.md) instead.",
+)
+def schema(markdown: bool) -> None:
     """Print the JSON Schema of the configuration (for YAML editors)."""
+    if markdown:
+        from monitor.config.reference import reference
+
+        click.echo(reference(), nl=False)
+        return
     click.echo(json.dumps(json_schema(), indent=2))
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from monitor.config.models import RouteConfig
 from monitor.exceptions import FetchError, MonitorError
-from monitor.types import Alert, FeedState, FetchResult, Item, Match
+from monitor.types import Alert, FeedState, FetchResult, Item, Match, Severity
 
 
 def jittered(interval: timedelta, jitter: float, rng: random.Random) -> timedelta:
@@ -77,19 +77,53 @@ def make_alert(match: Match, item: Item, *, now: datetime, feed_title: str) -> A
     )
 
 
+def route_holds(
+    route: RouteConfig, pairs: Iterable[tuple[str, Severity]], feed_tags: Iterable[str]
+) -> bool:
+    """Whether a news route's conditions hold for one of the (rule id, severity) pairs."""
+    if route.health:
+        return False
+    if route.feed_tags and not set(feed_tags).intersection(route.feed_tags):
+        return False
+    return any(
+        severity >= route.severity and (not route.rules or rule_id in route.rules)
+        for rule_id, severity in pairs
+    )
+
+
+def matching_routes(
+    pairs: Sequence[tuple[str, Severity]], feed_tags: Iterable[str], routes: Sequence[RouteConfig]
+) -> list[RouteConfig]:
+    """The news routes an alert takes: every non-default route whose conditions hold for
+    one of its (rule, severity) pairs; if there is none, the default routes that hold.
+    Health routes never take news alerts."""
+    tags = tuple(feed_tags)
+    found = [r for r in routes if not r.default and route_holds(r, pairs, tags)]
+    return found or [r for r in routes if r.default and route_holds(r, pairs, tags)]
+
+
+def sinks_of(routes: Iterable[RouteConfig]) -> tuple[str, ...]:
+    """The union of the routes' sinks, in order of first mention."""
+    return tuple(dict.fromkeys(sink for r in routes for sink in r.sinks))
+
+
 def route(alert: Alert, feed_tags: Sequence[str], routes: Sequence[RouteConfig]) -> tuple[str, ...]:
-    """The sinks an alert goes to: the union over every route whose conditions hold."""
-    sinks: dict[str, None] = {}
-    tags = set(feed_tags)
-    for r in routes:
-        if alert.severity < r.severity:
-            continue
-        if r.rules and alert.rule_id not in r.rules:
-            continue
-        if r.feed_tags and not tags.intersection(r.feed_tags):
-            continue
-        sinks.update(dict.fromkeys(r.sinks))
-    return tuple(sinks)
+    """The sinks an alert goes to: the union over every route that takes it (see
+    ``matching_routes``; a merged alert is taken by a route for any of its ``rules``).
+    Health alerts (rule ``health:*``) go to the health routes only."""
+    if alert.rule_id.startswith("health:"):
+        return health_sinks(routes, alert.severity)
+    rules = alert.evidence.details.get("rules") or [alert.rule_id]
+    pairs = [(str(rule_id), alert.severity) for rule_id in rules]
+    return sinks_of(matching_routes(pairs, feed_tags, routes))
+
+
+def health_sinks(
+    routes: Sequence[RouteConfig], severity: Severity = Severity.CRITICAL
+) -> tuple[str, ...]:
+    """The sinks of the ``health: true`` routes that take ``severity`` (source-health
+    alerts go there only)."""
+    return sinks_of(r for r in routes if r.health and severity >= r.severity)
 
 
 def after_success(

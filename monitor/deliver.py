@@ -1,5 +1,6 @@
 """Delivery: from the outbox to the sinks.
 
+    due digests | one digest alert each (queued alerts off the queue, one transaction)
     due deliveries | group by sink | sink.send (each sink in its own task)
         | mark delivered / retry later with backoff / dead
 
@@ -17,13 +18,14 @@ from collections import defaultdict
 
 import structlog
 
-from monitor import decide
+from monitor import decide, suppress
 from monitor.clock import Clock
 from monitor.config.models import AppConfig
 from monitor.exceptions import SinkError
+from monitor.metrics import Metrics
 from monitor.sinks.base import Sink
 from monitor.storage.base import Storage
-from monitor.types import Delivery
+from monitor.types import Delivery, OutboxEntry, QueuedDigest
 
 log = structlog.get_logger("monitor")
 
@@ -38,15 +40,20 @@ class Deliverer:
         sinks: dict[str, Sink],
         clock: Clock,
         rng: random.Random | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
         self.sinks = sinks
         self.clock = clock
         self.rng = rng or random.Random()
+        self.metrics = metrics
 
     async def deliver_due(self, limit: int = 500) -> int:
-        """One pass over the due deliveries; returns how many were delivered."""
+        """One pass over the due deliveries (digests that are due first become one alert
+        each); returns how many were delivered."""
+        self.flush_digests()
         due = self.storage.due_deliveries(self.clock.now(), limit)
         by_sink: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in due:
@@ -74,13 +81,43 @@ class Deliverer:
                     continue
                 except Exception as e:  # a bug in a sink: loud, but the other sinks go on
                     log.critical("sink_bug", alert=delivery.alert.alert_id, exc_info=True)
-                    bug = SinkError(sink_name, f"internal error: {type(e).__name__}", transient=True)
+                    bug = SinkError(
+                        sink_name, f"internal error: {type(e).__name__}", transient=True
+                    )
                     self._failed(delivery, bug)
                     break
-                self.storage.mark_delivered(delivery.delivery_id, self.clock.now())
+                now = self.clock.now()
+                self.storage.mark_delivered(delivery.delivery_id, now)
+                if self.metrics is not None:
+                    self.metrics.delivery(sink_name, "delivered", now - delivery.alert.created_at)
                 log.info("delivered", alert=delivery.alert.alert_id, rule=delivery.alert.rule_id)
                 delivered += 1
         return delivered
+
+    def flush_digests(self) -> int:
+        """Turn each digest route's batch into one digest alert once its oldest entry has
+        waited the route's ``digest`` interval; returns how many digests were enqueued.
+
+        A batch whose route is gone from the configuration (or no longer a digest) goes out
+        at once to the sinks stored with it: nothing queued is ever dropped.
+        """
+        now = self.clock.now()
+        every = {r.key: r.digest for r in self.config.routes if r.digest is not None}
+        batches: dict[str, list[QueuedDigest]] = defaultdict(list)
+        for entry in self.storage.queued_digests():
+            batches[entry.route].append(entry)
+        sent = 0
+        for route, entries in batches.items():
+            oldest = min(e.enqueued_at for e in entries)
+            if not suppress.digest_due(oldest, now, every.get(route)):
+                continue
+            digest = suppress.digest_alert(route, [e.alert for e in entries], now)
+            sinks = tuple(dict.fromkeys(s for e in entries for s in e.sinks))
+            ids = [e.entry_id for e in entries]
+            if self.storage.flush_digest(ids, OutboxEntry(digest, sinks), now):
+                log.info("digest", alert=digest.alert_id, alerts=len(entries), sinks=list(sinks))
+                sent += 1
+        return sent
 
     def _failed(self, delivery: Delivery, error: SinkError, *, force_dead: bool = False) -> None:
         scheduler = self.config.scheduler
@@ -90,7 +127,11 @@ class Deliverer:
             attempts, scheduler.backoff_min, scheduler.backoff_max, self.rng, error.retry_after
         )
         next_attempt = None if dead else self.clock.now() + delay
-        self.storage.mark_failed(delivery.delivery_id, str(error), next_attempt, dead=dead)
+        self.storage.mark_failed(
+            delivery.delivery_id, str(error), next_attempt, dead=dead, now=self.clock.now()
+        )
+        if self.metrics is not None:
+            self.metrics.delivery(delivery.sink, "dead" if dead else "retry")
         log_method = log.error if dead else log.warning
         log_method(
             "delivery_failed",

@@ -150,3 +150,12 @@ class SinkError(MonitorError):
         self.identity = f"sink {sink_name!r}"
         self.transient = transient
         self.retry_after = retry_after
+
+
+class ServerError(MonitorError):
+    """The daemon's HTTP server (health, metrics) cannot listen; names the address."""
+
+    def __init__(self, address: str, message: str) -> None:
+        super().__init__(message)
+        self.address = address
+        self.identity = address

@@ -1,10 +1,13 @@
 """Logging: one structlog setup for the whole process.
 
-Key=value on a terminal, JSON lines otherwise (containers, files). Context
-such as ``feed=``, ``rule=`` and ``sink=`` is bound with contextvars so every
-line a poll writes carries its feed. A redaction processor replaces every
-configured secret value wherever it appears, so a secret that slips into an
-exception message still never reaches the log.
+Key=value on a terminal, JSON lines otherwise (containers, files);
+``logging.format`` (or ``MONITOR_LOG_FORMAT``) forces one. Context such as
+``feed=``, ``rule=`` and ``sink=`` is bound with contextvars so every line a
+poll writes carries its feed. A redaction processor replaces every configured
+secret value wherever it appears, so a secret that slips into an exception
+message still never reaches the log; the CLI and the daemon's reload hand it
+``AppConfig.secrets()`` after each load. Records of stdlib loggers (httpx,
+asyncio, ...) are redacted too.
 """
 
 from __future__ import annotations
@@ -79,6 +82,19 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """A stdlib logging filter: mask secrets in the message and the traceback text."""
+    if not redactor.secrets:
+        return True
+    record.msg, record.args = redactor.redact(record.getMessage()), None
+    if record.exc_info:
+        record.exc_text = redactor.redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+    return True
 
 
 def get_logger(**bound: Any) -> Any:

@@ -3,8 +3,10 @@
 The dataflow, as a shell pipeline::
 
     state(feed) | fetch --if-none-match | [304 or same hash: stop] | parse
-        | unseen | assess rules (against history) | route
-        | claim+enqueue+record mentions (one transaction) | save state
+        | unseen | assess rules (against history)
+        | plan (suppress: join/start a story, min_sources gates, cooldowns, route, digest)
+        | claim+enqueue+record mentions+story+cooldowns+digest queue (one transaction)
+        | save state
 
     due deliveries | sink.send | mark delivered / retry later / dead
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,10 +28,11 @@ from typing import Protocol
 
 import structlog
 
-from monitor import decide
+from monitor import decide, suppress
 from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.exceptions import FetchError, MonitorError
+from monitor.metrics import Metrics
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules.engine import Assessment
 from monitor.rules.history import History, LayeredHistory
@@ -38,7 +42,6 @@ from monitor.types import (
     FeedState,
     FetchResult,
     Item,
-    OutboxEntry,
     PollOutcome,
 )
 
@@ -73,6 +76,8 @@ class Poller:
         rules: RuleEvaluator,
         clock: Clock,
         rng: random.Random | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -80,6 +85,7 @@ class Poller:
         self.rules = rules
         self.clock = clock
         self.rng = rng or random.Random()
+        self.metrics = metrics
 
     def state_of(self, feed: FeedConfig) -> FeedState:
         state = self.storage.get_feed_state(feed.id)
@@ -107,7 +113,7 @@ class Poller:
             started = time.perf_counter()
             state = self.state_of(feed)
             if state.disabled_reason:
-                return PollOutcome(feed.id, "disabled")
+                return self._record(PollOutcome(feed.id, "disabled"))
             now = self.clock.now()
             try:
                 outcome, new_state = await self._poll(feed, state, now)
@@ -115,7 +121,12 @@ class Poller:
                 outcome, new_state = self._failed(feed, state, e, now)
             self.storage.save_feed_state(new_state)
             _log_outcome(outcome, new_state, started)
-            return replace(outcome, next_poll=new_state.next_poll)
+            return self._record(replace(outcome, next_poll=new_state.next_poll))
+
+    def _record(self, outcome: PollOutcome) -> PollOutcome:
+        if self.metrics is not None:
+            self.metrics.poll(outcome)
+        return outcome
 
     async def _poll(
         self, feed: FeedConfig, state: FeedState, now: datetime
@@ -132,7 +143,10 @@ class Poller:
         body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == state.body_hash:
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
-            return PollOutcome(feed.id, "unchanged", http_status=result.status), new_state
+            outcome = PollOutcome(
+                feed.id, "unchanged", http_status=result.status, body_bytes=len(result.body)
+            )
+            return outcome, new_state
         parsed = parse_feed(
             result.body,
             result.headers,
@@ -165,38 +179,66 @@ class Poller:
             alerted=claim.alerts_enqueued,
             parsed=len(parsed.items),
             http_status=result.status,
+            body_bytes=len(result.body),
         )
-        return outcome, new_state
+        return _with_alert_counts(outcome, requests, claim.claimed), new_state
 
     def _claim_requests(
         self, feed: FeedConfig, parsed: ParsedFeed, *, first_poll: bool, now: datetime
     ) -> tuple[list[ClaimRequest], int]:
-        scheduler = self.config.scheduler
         feed_title = feed.title or parsed.title
         requests: list[ClaimRequest] = []
         matched = 0
         # The store's history plus this poll's earlier items, not yet claimed.
         history = LayeredHistory(self.storage)
+        book: suppress.StoryBook | None = None
         for item in self.storage.unseen(parsed.items):
-            alerts: list[OutboxEntry] = []
             # Every unseen item is assessed, alerting or not: history learns from all.
             assessment = self.rules.assess(item, feed_tags=feed.tags, history=history, now=now)
             history.add(assessment.mentions, item_id=item.id, source=item.feed_id)
-            if decide.may_alert(
-                item,
-                first_poll=first_poll,
-                now=now,
-                max_item_age=scheduler.max_item_age,
-                retention=self.config.storage.retention,
-            ):
-                for match in assessment.matches:
-                    matched += 1
-                    alert = decide.make_alert(match, item, now=now, feed_title=feed_title)
-                    sinks = decide.route(alert, feed.tags, self.config.routes)
-                    if sinks:
-                        alerts.append(OutboxEntry(alert, sinks))
-            requests.append(ClaimRequest(item, tuple(alerts), assessment.mentions))
+            plan = suppress.Plan()
+            if self._may_alert(item, first_poll=first_poll, now=now):
+                matched += len(assessment.matches)
+                book = book or self._story_book(now)
+                plan = book.plan(
+                    item, assessment.matches, feed_tags=feed.tags, feed_title=feed_title, now=now
+                )
+                if plan.suppressed:
+                    log.info("suppressed", item=item.id, rules=list(plan.suppressed))
+            requests.append(
+                ClaimRequest(
+                    item,
+                    plan.alerts,
+                    assessment.mentions,
+                    story=plan.story,
+                    cooldowns=plan.cooldowns,
+                    digests=plan.digests,
+                )
+            )
         return requests, matched
+
+    def _may_alert(self, item: Item, *, first_poll: bool, now: datetime) -> bool:
+        return decide.may_alert(
+            item,
+            first_poll=first_poll,
+            now=now,
+            max_item_age=self.config.scheduler.max_item_age,
+            retention=self.config.storage.retention,
+        )
+
+    def _story_book(self, now: datetime) -> suppress.StoryBook:
+        """Open stories and active cooldowns, read once per poll that has fresh items.
+
+        Read here and written by ``claim`` with no ``await`` between, so one process never
+        plans against a stale book; replicas sharing a database could (rarely) start two
+        stories for one cluster, costing one duplicate alert, never a lost one.
+        """
+        policy = suppress.Policy.from_config(self.config)
+        return suppress.StoryBook(
+            policy,
+            self.storage.open_stories(now - policy.window),
+            self.storage.active_cooldowns(now),
+        )
 
     def _failed(
         self, feed: FeedConfig, state: FeedState, error: MonitorError, now: datetime
@@ -216,6 +258,19 @@ class Poller:
 
     def interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.config.scheduler.interval
+
+
+def _with_alert_counts(
+    outcome: PollOutcome, requests: Sequence[ClaimRequest], claimed: Sequence[str]
+) -> PollOutcome:
+    """For the metrics: the alerts the claimed items enqueued, per rule and per severity."""
+    ids = set(claimed)
+    alerts = [entry.alert for r in requests if r.item.id in ids for entry in r.alerts]
+    return replace(
+        outcome,
+        rule_matches=tuple(sorted(Counter(a.rule_id for a in alerts).items())),
+        alerts_by_severity=tuple(sorted(Counter(a.severity.label for a in alerts).items())),
+    )
 
 
 def _log_outcome(outcome: PollOutcome, state: FeedState, started: float) -> None:

@@ -27,7 +27,10 @@ _FOLD = str.maketrans(
 )  # fmt: skip
 
 _WORD = re.compile(r"\w+(?:['-]\w+)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇЄҐ0-9])|\n\s*\n")
+# A sentence ends after [.!?…] (and closing quotes) before whitespace and a capital or digit,
+# or at a blank line. The first branch takes the mark itself, rather than looking behind
+# for it at every position, so the regex engine can skip to candidate characters.
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇЄҐ0-9])|\n\s*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +140,9 @@ def sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
+        end = m.start() if text[m.start()] == "\n" else m.start() + 1  # after the mark
+        if end > start:
+            spans.append((start, end))
         start = m.end()
     if start < len(text):
         spans.append((start, len(text)))

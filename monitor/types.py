@@ -173,13 +173,125 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class StorySource:
+    """One report of a story: which feed said it, with what title and link, when."""
+
+    item_id: str
+    feed_id: str
+    title: str
+    url: str | None
+    at: datetime
+    feed_title: str = ""
+    signature: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape alerts carry in ``details["sources"]`` (no signature)."""
+        return {
+            "feed": self.feed_id,
+            "feed_title": self.feed_title,
+            "title": self.title,
+            "url": self.url,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Near-duplicate items from one or more feeds, clustered (``monitor.suppress``).
+
+    ``pairs`` are the (rule id, severity label) pairs any of its items fired; ``rule_id``
+    the highest-severity one; ``routes`` the keys of the routes already alerted for it
+    (``suppressed:<key>`` when a cooldown held the alert back); ``evidence`` the first
+    matching item's merged evidence, kept for an alert that a later, non-matching report
+    releases (``min_sources``).
+    """
+
+    story_id: str
+    rule_id: str
+    signature: str
+    created_at: datetime
+    sources: tuple[StorySource, ...]
+    first_alert_id: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    evidence: Evidence | None = None
+
+    @property
+    def feeds(self) -> tuple[str, ...]:
+        """The distinct sources (feeds), in order of first report."""
+        return tuple(dict.fromkeys(s.feed_id for s in self.sources))
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """After an alert for (rule, key), alerts for the same (rule, key) wait until ``until``.
+
+    ``story_id`` is the story that set it (its own later alerts are not held back);
+    ``suppressed`` counts the alerts it held back.
+    """
+
+    rule_id: str
+    key: str
+    until: datetime
+    story_id: str = ""
+    suppressed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownWrite:
+    """Set a cooldown (``until`` given) or count one more suppression (``until`` None)."""
+
+    rule_id: str
+    key: str
+    until: datetime | None = None
+    story_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """An alert batched for a digest route (``route`` is the route's key)."""
+
+    route: str
+    sinks: tuple[str, ...]
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDigest:
+    """A digest entry as the store holds it until its digest is sent."""
+
+    entry_id: int
+    route: str
+    sinks: tuple[str, ...]
+    alert: Alert
+    enqueued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCondition:
+    """A source-health condition the store remembers: pending (not yet raised) or raised."""
+
+    key: str  # "feed-failing:<feed id>", "feed-silent:<feed id>", "sink-dying:<sink>"
+    kind: str  # "feed-failing" | "feed-silent" | "sink-dying"
+    subject: str
+    since: datetime
+    raised: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """An item to claim; ``alerts`` are enqueued and ``mentions`` recorded only if this call
-    is the one that claims it."""
+    is the one that claims it — and so are its story (upserted whole), cooldown writes and
+    digest entries."""
 
     item: Item
     alerts: tuple[OutboxEntry, ...] = ()
     mentions: tuple[Mention, ...] = ()
+    story: Story | None = None
+    cooldowns: tuple[CooldownWrite, ...] = ()
+    digests: tuple[DigestEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +327,7 @@ class PollOutcome:
     error: Exception | None = None
     http_status: int | None = None
     next_poll: datetime | None = None
+    # For the metrics (monitor.metrics): body bytes downloaded, and per-label counts.
+    body_bytes: int = 0
+    rule_matches: tuple[tuple[str, int], ...] = ()  # (rule id, matches on new items)
+    alerts_by_severity: tuple[tuple[str, int], ...] = ()  # (severity label, alerts enqueued)

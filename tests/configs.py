@@ -32,6 +32,7 @@ def write_config(
         "rules": rules if rules is not None else [ORESHNIK_RULE],
         "scheduler": {"jitter": 0, **(scheduler or {})},
         "logging": {"format": "json"},
+        "server": {"port": 0},  # never a fixed port in tests; the daemon logs the one it got
         **(extra or {}),
     }
     path = tmp_path / "monitor.yaml"

@@ -364,3 +364,15 @@ def test_summarize_counts_sections() -> None:
         "routes: 2\n"
         "storage: /var/lib/monitor/m.db"
     )
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1, 90, 2_592_000, 31_536_000])
+def test_durations_survive_a_dump_and_reload(seconds: float) -> None:
+    """A duration written by model_dump reads back as the same duration."""
+    from datetime import timedelta
+
+    from monitor.config.base import format_duration, parse_duration
+
+    assert parse_duration(format_duration(timedelta(seconds=seconds))) == timedelta(seconds=seconds)
+    config = AppConfig()
+    assert AppConfig.model_validate(config.model_dump()) == config

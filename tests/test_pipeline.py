@@ -271,4 +271,3 @@ async def test_a_permanent_sink_failure_is_dead_at_once(h: Harness) -> None:
     assert [(d.state, d.attempts) for d in record.deliveries] == [("dead", 1)]
     assert h.store.retry_dead(record.alert_id, h.clock.now()) == 1
     assert await h.deliverer.deliver_due() == 1
-

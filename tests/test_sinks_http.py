@@ -241,8 +241,13 @@ class _OneShotStore:
     def mark_delivered(self, delivery_id: int, now: Any) -> None:
         pass
 
-    def mark_failed(self, delivery_id: int, error: str, next_attempt: Any, *, dead: bool) -> None:
+    def mark_failed(
+        self, delivery_id: int, error: str, next_attempt: Any, *, dead: bool, now: Any = None
+    ) -> None:
         self.errors.append(error)
+
+    def queued_digests(self) -> list[Any]:
+        return []
 
 
 def _app_config() -> Any:

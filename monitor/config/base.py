@@ -37,10 +37,16 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"{value!r} is not a duration; write seconds (300) or 90s, 5m, 2h, 1d")
 
 
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``: whole seconds stay exact (``2592000s``)."""
+    seconds = value.total_seconds()
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds!r}s"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(lambda td: f"{td.total_seconds():g}s", return_type=str),
+    PlainSerializer(lambda td: format_duration(td), return_type=str),
     WithJsonSchema(
         {
             "anyOf": [

@@ -4,7 +4,8 @@ The flow, one file at a time::
 
     read text -> ruamel round-trip parse (keeps line/column) -> plain data
       + {key path: (file, line, column)} -> ${VAR} interpolation -> include:
-      (lists appended, positions re-keyed) -> AppConfig.model_validate
+      (lists appended, positions re-keyed) -> MONITOR_SECTION__KEY overlay
+      (monitor.config.env) -> AppConfig.model_validate
       -> ValidationError mapped back to positions (monitor.config.issues)
       -> ConfigError(issues)
 
@@ -28,11 +29,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from monitor.config import env as env_overlay
 from monitor.config.issues import Doc, KeyPath, Pos, render, validation_issues
 from monitor.config.models import AppConfig
 from monitor.exceptions import ConfigError, ConfigIssue
 
-__all__ = ["KeyPath", "Pos", "json_schema", "load_config", "summarize"]
+__all__ = ["KeyPath", "Pos", "config_files", "json_schema", "load_config", "summarize"]
 
 _LIST_KEYS = ("feeds", "rules", "sinks", "routes")
 _MAGIC = re.compile(r"[*?\[]")
@@ -41,14 +43,27 @@ _REF = re.compile(r"\$\$\{|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<defau
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
     """Load, interpolate, include and validate ``path``; raise ConfigError listing every issue."""
-    loader = _Loader(os.environ if env is None else env)
+    env = os.environ if env is None else env
+    loader = _Loader(env)
     doc = loader.load(Path(path), origin=None, top=True)
     if loader.issues or doc is None:
         raise ConfigError(loader.issues)
+    # A bad variable is left out of the data, which stays complete: validate it anyway.
+    issues = env_overlay.overlay(doc, env)
     try:
-        return AppConfig.model_validate(doc.data)
+        config = AppConfig.model_validate(doc.data)
     except ValidationError as e:
-        raise ConfigError(validation_issues(e, doc)) from e
+        raise ConfigError(issues + validation_issues(e, doc)) from e
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def config_files(path: Path, env: Mapping[str, str] | None = None) -> list[Path]:
+    """``path`` and every file it includes, as far as they can be read (for ``--watch``)."""
+    loader = _Loader(os.environ if env is None else env)
+    loader.load(Path(path), origin=None, top=True)
+    return list(dict.fromkeys(loader.files))
 
 
 class _Loader:
@@ -58,6 +73,7 @@ class _Loader:
         self.env = env
         self.issues: list[ConfigIssue] = []
         self.stack: list[Path] = []
+        self.files: list[Path] = []  # every file read or tried, resolved
 
     def issue(self, pos: Pos, message: str, key_path: KeyPath = (), hint: str = "") -> None:
         self.issues.append(
@@ -90,6 +106,7 @@ class _Loader:
     def parse(self, path: Path, origin: Pos | None) -> CommentedMap | None:
         """Text -> round-trip mapping; empty -> {}; any failure -> an issue and None."""
         where = origin or Pos(str(path))
+        self.files.append(path.resolve())
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:

@@ -43,17 +43,19 @@ class FeedConfig(Model):
     interval: Duration | None = Field(
         None, description="Poll interval; defaults to scheduler.interval."
     )
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="false keeps the feed (and its state) but stops polling it."
+    )
 
 
 class ConsoleSinkConfig(Model):
-    type: Literal["console"]
-    name: str = Field(pattern=_ID)
+    type: Literal["console"] = Field(description="Selects this sink type: console.")
+    name: str = Field(pattern=_ID, description="Unique sink name that routes refer to.")
 
 
 class FileSinkConfig(Model):
-    type: Literal["file"]
-    name: str = Field(pattern=_ID)
+    type: Literal["file"] = Field(description="Selects this sink type: file.")
+    name: str = Field(pattern=_ID, description="Unique sink name that routes refer to.")
     path: Path = Field(description="JSON-lines file the alerts are appended to.")
 
 
@@ -91,17 +93,19 @@ def _address(value: str) -> str:
 
 
 class HttpSinkBase(Model):
-    name: str = Field(pattern=_ID)
+    name: str = Field(pattern=_ID, description="Unique sink name that routes refer to.")
     timeout: Duration = Field(timedelta(seconds=10), description="Whole request, answer included.")
 
 
 class SlackSinkConfig(HttpSinkBase):
     """A Slack incoming webhook; the message is Block Kit with a plain-text fallback."""
 
-    type: Literal["slack"]
+    type: Literal["slack"] = Field(description="Selects this sink type: slack.")
     webhook_url: SecretStr = Field(description="https://hooks.slack.com/services/...; a secret.")
     channel: str | None = Field(None, description="Override the webhook's channel, if allowed.")
-    username: str | None = None
+    username: str | None = Field(
+        None, description="Override the webhook's display name, if allowed."
+    )
     icon_emoji: str | None = Field(None, description="e.g. ':rotating_light:'.")
     template: Path | None = Field(
         None, description="Jinja2 file for the plain-text fallback (`text`); default built in."
@@ -116,7 +120,7 @@ class SlackSinkConfig(HttpSinkBase):
 class WebhookSinkConfig(HttpSinkBase):
     """POSTs the alert JSON, signed with HMAC-SHA256 when ``secret`` is set."""
 
-    type: Literal["webhook"]
+    type: Literal["webhook"] = Field(description="Selects this sink type: webhook.")
     url: SecretStr = Field(description="Receiver URL; a secret (it may carry a token).")
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Monitor-Signature.")
     headers: dict[str, SecretStr] = Field(
@@ -146,20 +150,26 @@ class WebhookSinkConfig(HttpSinkBase):
 class EmailSinkConfig(Model):
     """SMTP with STARTTLS (587), implicit TLS (465) or none (25); text + HTML parts."""
 
-    type: Literal["email"]
-    name: str = Field(pattern=_ID)
-    host: str = Field(min_length=1)
+    type: Literal["email"] = Field(description="Selects this sink type: email.")
+    name: str = Field(pattern=_ID, description="Unique sink name that routes refer to.")
+    host: str = Field(min_length=1, description="SMTP server host name.")
     port: int | None = Field(
         None, ge=1, le=65535, description="Default: 587 starttls, 465 tls, 25 none."
     )
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (port 587), tls (465) or none (25; refuses a password)."
+    )
+    username: str | None = Field(None, description="SMTP login; set together with password.")
+    password: SecretStr | None = Field(
+        None, description="SMTP password; a secret (write it as ${VAR})."
+    )
     ca_file: Path | None = Field(
         None, description="PEM bundle to verify the server with, instead of the system's."
     )
     from_addr: str = Field(description="Sender; its domain names the Message-IDs.")
-    to: tuple[str, ...] = Field(min_length=1)
+    to: tuple[str, ...] = Field(
+        min_length=1, description="Recipients: addresses or 'Name <address>'."
+    )
     subject_template: str = Field(
         "[{{ severity_upper }}] {{ title }}",
         description="Jinja2 text; variables as in the e-mail templates.",
@@ -167,8 +177,12 @@ class EmailSinkConfig(Model):
     list_id: str | None = Field(
         None, description="List-Id, e.g. 'Ukraine desk <ukraine.alerts.example.org>'."
     )
-    text_template: Path | None = None
-    html_template: Path | None = None
+    text_template: Path | None = Field(
+        None, description="Jinja2 file for the plain-text part; default built in."
+    )
+    html_template: Path | None = Field(
+        None, description="Jinja2 file for the HTML part (autoescaped); default built in."
+    )
     timeout: Duration = Field(timedelta(seconds=30), description="Connect and each SMTP step.")
 
     @field_validator("from_addr")
@@ -197,8 +211,8 @@ class EmailSinkConfig(Model):
 class AppriseSinkConfig(Model):
     """Any service Apprise knows (needs the ``apprise`` extra)."""
 
-    type: Literal["apprise"]
-    name: str = Field(pattern=_ID)
+    type: Literal["apprise"] = Field(description="Selects this sink type: apprise.")
+    name: str = Field(pattern=_ID, description="Unique sink name that routes refer to.")
     urls: tuple[SecretStr, ...] = Field(min_length=1, description="Apprise URLs; secrets.")
     template: Path | None = Field(None, description="Jinja2 file for the body; default built in.")
 
@@ -231,16 +245,68 @@ def sink_secrets(sink: SinkConfig) -> list[SecretStr]:
 class RouteConfig(Model):
     """Sends alerts that match every given condition to ``sinks``."""
 
-    sinks: tuple[str, ...] = Field(min_length=1)
-    min_severity: SeverityName = "info"
+    sinks: tuple[str, ...] = Field(
+        min_length=1, description="Names of the sinks that receive the matching alerts."
+    )
+    min_severity: SeverityName = Field(
+        "info", description="Only alerts of this severity or higher."
+    )
     rules: tuple[str, ...] = Field((), description="Only these rule ids; empty means any rule.")
     feed_tags: tuple[str, ...] = Field(
         (), description="Only items of feeds with one of these tags."
+    )
+    default: bool = Field(
+        False, description="Used only for alerts that no other (non-default) route matched."
+    )
+    digest: Duration | None = Field(
+        None,
+        description="Batch this route's alerts into one digest message every this long "
+        "(e.g. 30m) instead of sending each at once.",
+    )
+    min_sources: int = Field(
+        1,
+        ge=1,
+        description="Alert only once this many distinct feeds report the story; the alert "
+        "is created when the last of them arrives and lists them all.",
+    )
+    health: bool = Field(
+        False,
+        description="An ops route: receives only source-health alerts (failing or silent "
+        "feeds, dying sinks; rule ids health:*), and no news alerts.",
     )
 
     @property
     def severity(self) -> Severity:
         return Severity.parse(self.min_severity)
+
+    @property
+    def key(self) -> str:
+        """Names the route in the store (digest queue, stories' alerted routes); stable
+        when routes are reordered."""
+        parts = [
+            "health" if self.health else "",
+            "default" if self.default else "",
+            ",".join(self.sinks),
+            self.min_severity,
+            ",".join(self.rules),
+            ",".join(self.feed_tags),
+            f"digest={int(self.digest.total_seconds())}" if self.digest else "",
+            f"k={self.min_sources}" if self.min_sources > 1 else "",
+        ]
+        return "|".join(parts)
+
+    @model_validator(mode="after")
+    def _modes(self) -> RouteConfig:
+        if self.health and self.default:
+            raise ValueError("a route is either `health: true` or `default: true`, not both")
+        if self.health and (self.rules or self.feed_tags or self.min_sources > 1):
+            raise ValueError(
+                "a health route takes only sinks, min_severity and digest; remove rules, "
+                "feed_tags and min_sources"
+            )
+        if self.digest is not None and self.digest <= timedelta(0):
+            raise ValueError("digest must be longer than zero, e.g. 30m")
+        return self
 
 
 class StorageConfig(Model):
@@ -249,8 +315,10 @@ class StorageConfig(Model):
 
 
 class TimeoutConfig(Model):
-    connect: Duration = timedelta(seconds=10)
-    read: Duration = timedelta(seconds=30)
+    connect: Duration = Field(timedelta(seconds=10), description="Establishing the connection.")
+    read: Duration = Field(
+        timedelta(seconds=30), description="Waiting for each chunk of the answer."
+    )
     total: Duration = Field(timedelta(seconds=60), description="Whole request, body included.")
 
 
@@ -259,11 +327,35 @@ class HttpConfig(Model):
         "",
         description="Defaults to 'media-monitor/VERSION (+project URL)'; say who you are.",
     )
-    timeout: TimeoutConfig = TimeoutConfig()
+    timeout: TimeoutConfig = Field(
+        TimeoutConfig(), description="Connect, read and whole-request timeouts."
+    )
     max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Cap on a (decoded) body.")
-    max_redirects: int = Field(5, ge=0, le=20)
+    max_redirects: int = Field(
+        5, ge=0, le=20, description="Most redirects followed; more is an error."
+    )
     per_host_limit: int = Field(4, ge=1, description="Concurrent requests to one host.")
     global_limit: int = Field(64, ge=1, description="Concurrent requests in all.")
+
+
+class HealthConfig(Model):
+    """When feeds and sinks count as unhealthy (alerts go to routes with ``health: true``)."""
+
+    check_every: Duration = Field(timedelta(minutes=5), description="How often to check.")
+    feed_failing_for: Duration = Field(
+        timedelta(hours=1), description="A feed failing (every poll an error) this long."
+    )
+    silent_factor: float = Field(
+        5, gt=1, description="A feed silent this many times its median gap between items..."
+    )
+    silent_min: Duration = Field(timedelta(hours=6), description="...and at least this long.")
+    silent_items: int = Field(
+        5, ge=3, description="Recent items needed to judge a feed's usual gap."
+    )
+    sink_dead: int = Field(
+        1, ge=1, description="A sink with this many dead deliveries within sink_window."
+    )
+    sink_window: Duration = Field(timedelta(hours=1), description="See sink_dead.")
 
 
 class SchedulerConfig(Model):
@@ -271,15 +363,35 @@ class SchedulerConfig(Model):
     jitter: float = Field(
         0.1, ge=0, le=0.5, description="Random spread as a fraction of the interval."
     )
-    backoff_min: Duration = timedelta(minutes=1)
-    backoff_max: Duration = timedelta(hours=6)
+    backoff_min: Duration = Field(
+        timedelta(minutes=1), description="First retry delay after a failure (doubles each time)."
+    )
+    backoff_max: Duration = Field(
+        timedelta(hours=6), description="Longest retry delay after failures."
+    )
     max_item_age: Duration = Field(
         timedelta(hours=24),
         description="On a feed's first poll, older items are recorded without alerting.",
     )
     delivery_interval: Duration = Field(timedelta(seconds=5), description="Outbox delivery tick.")
-    delivery_max_attempts: int = Field(8, ge=1)
+    delivery_max_attempts: int = Field(8, ge=1, description="Attempts before a delivery is dead.")
     shutdown_timeout: Duration = Field(timedelta(seconds=20), description="Drain limit on stop.")
+    story_window: Duration = Field(
+        timedelta(hours=24),
+        description="A report joins a story (near-duplicate title) first alerted within this "
+        "long; later it starts a new one.",
+    )
+    story_similarity: int = Field(
+        70,
+        ge=50,
+        le=101,
+        description="How alike two normalised titles must be (0-100, rapidfuzz "
+        "token_set_ratio) to be one story; 101 turns clustering off.",
+    )
+    health: HealthConfig = Field(
+        default_factory=lambda: HealthConfig(),
+        description="Thresholds of the source-health alerts sent to `health: true` routes.",
+    )
 
     @field_validator("backoff_max")
     @classmethod
@@ -289,11 +401,28 @@ class SchedulerConfig(Model):
         return v
 
 
+class ServerConfig(Model):
+    """The daemon's HTTP server: /healthz, /readyz and /metrics (Prometheus)."""
+
+    enabled: bool = Field(True, description="Serve the endpoints while `monitor run` runs.")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to listen on; 0.0.0.0 for every interface (the container "
+        "image sets it with MONITOR_SERVER__HOST).",
+    )
+    port: int = Field(
+        8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)."
+    )
+
+
 class LoggingConfig(Model):
     format: Literal["auto", "console", "json"] = Field(
         "auto", description="auto: key=value on a terminal, JSON otherwise."
     )
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
 
 
 class AppConfig(Model):
@@ -302,14 +431,31 @@ class AppConfig(Model):
     include: tuple[str, ...] = Field(
         (), description="Other YAML files (globs, relative to this file) merged into this one."
     )
-    feeds: tuple[FeedConfig, ...] = ()
-    rules: tuple[RuleConfig, ...] = ()
-    sinks: tuple[SinkConfig, ...] = (ConsoleSinkConfig(type="console", name="console"),)
-    routes: tuple[RouteConfig, ...] = (RouteConfig(sinks=("console",)),)
-    storage: StorageConfig = StorageConfig()
-    http: HttpConfig = HttpConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
-    logging: LoggingConfig = LoggingConfig()
+    feeds: tuple[FeedConfig, ...] = Field((), description="The feeds to poll (see `feeds[]`).")
+    rules: tuple[RuleConfig, ...] = Field(
+        (), description="The rules items are matched against (see `rules[]`)."
+    )
+    sinks: tuple[SinkConfig, ...] = Field(
+        (ConsoleSinkConfig(type="console", name="console"),),
+        description="Where alerts can go, each with a unique name (see `sinks[]`).",
+    )
+    routes: tuple[RouteConfig, ...] = Field(
+        (RouteConfig(sinks=("console",)),),
+        description="Which alerts go to which sinks (see `routes[]`).",
+    )
+    storage: StorageConfig = Field(
+        StorageConfig(), description="The SQLite database: feed state, items, the outbox."
+    )
+    http: HttpConfig = Field(
+        HttpConfig(), description="How feeds are fetched: timeouts, limits, redirects."
+    )
+    scheduler: SchedulerConfig = Field(
+        SchedulerConfig(), description="Poll intervals, backoff, delivery and shutdown timing."
+    )
+    logging: LoggingConfig = Field(LoggingConfig(), description="Log format and level.")
+    server: ServerConfig = Field(
+        ServerConfig(), description="The HTTP server for /healthz, /readyz and /metrics."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> AppConfig:

@@ -23,13 +23,36 @@ Terms = tuple[str, ...]
 THRESHOLD_PATTERN = r"^\s*(>=|<=|==|!=|>|<|=)\s*-?\d+(\.\d+)?\s*$"
 
 
+class CooldownConfig(Model):
+    """After an alert of the rule, hold back its alerts for the same key for ``duration``."""
+
+    duration: Duration = Field(description="e.g. 6h.")
+    key: Literal["place", "rule"] = Field(
+        "rule",
+        description="place: one cooldown per place the alert names (an alert naming a place "
+        "not in cooldown still goes out); rule: one for the whole rule.",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> CooldownConfig:
+        if self.duration <= timedelta(0):
+            raise ValueError("cooldown duration must be longer than zero, e.g. 6h")
+        return self
+
+
 class RuleBase(Model):
     """What every rule kind has: identity, severity and scope."""
 
-    id: str = Field(pattern=ID_PATTERN)
-    description: str = ""
-    severity: SeverityName = "warning"
-    enabled: bool = True
+    id: str = Field(
+        pattern=ID_PATTERN, description="Stable name of the rule; alerts and routes refer to it."
+    )
+    description: str = Field(
+        "", description="Free text for people reading the rules; not used in matching."
+    )
+    severity: SeverityName = Field("warning", description="Severity of the alerts the rule raises.")
+    enabled: bool = Field(
+        True, description="false keeps the rule in the file but never evaluates it."
+    )
     fields: tuple[FieldName, ...] = Field(
         ("title", "summary"), min_length=1, description="Which parts of the item are read."
     )
@@ -55,12 +78,23 @@ class RuleBase(Model):
         description="Latin words also match their English inflections (strike: strikes, "
         "struck, striking); false matches the exact forms only.",
     )
+    cooldown: CooldownConfig | None = Field(
+        None,
+        description="Suppress further alerts of this rule for the same key (place or rule) "
+        "for a while; suppressed alerts are recorded and counted, not sent.",
+    )
+    min_sources: int = Field(
+        1,
+        ge=1,
+        description="Alert only once this many distinct feeds report the story (burst "
+        "rules: distinct sources within `window`, see below).",
+    )
 
 
 class TermsRuleConfig(RuleBase):
     """Fires when the item has any/all of the terms and none of the excluded ones."""
 
-    kind: Literal["terms"]
+    kind: Literal["terms"] = Field(description="Selects this rule kind: terms.")
     any: Terms = Field((), description="At least one (or `at_least`) of these terms must occur.")
     all: Terms = Field((), description="Every one of these terms must occur.")
     at_least: int | None = Field(
@@ -82,7 +116,7 @@ class TermsRuleConfig(RuleBase):
 class NearRuleConfig(RuleBase):
     """Fires when a term of each group occurs within ``within`` words (or one sentence)."""
 
-    kind: Literal["near"]
+    kind: Literal["near"] = Field(description="Selects this rule kind: near.")
     terms: tuple[Terms, ...] = Field(
         min_length=2, description="Two or more groups of terms; one of each must occur."
     )
@@ -102,7 +136,7 @@ class NearRuleConfig(RuleBase):
 class RegexRuleConfig(RuleBase):
     """Fires when ``pattern`` matches the normalised text and its numbers pass ``thresholds``."""
 
-    kind: Literal["regex"]
+    kind: Literal["regex"] = Field(description="Selects this rule kind: regex.")
     pattern: str = Field(
         min_length=1,
         description="Python regular expression, matched case-insensitively on the "
@@ -118,7 +152,7 @@ class RegexRuleConfig(RuleBase):
 class QuantityRuleConfig(RuleBase):
     """Fires when a number counting one of ``nouns`` is within [min, max]."""
 
-    kind: Literal["quantity"]
+    kind: Literal["quantity"] = Field(description="Selects this rule kind: quantity.")
     nouns: Terms = Field(min_length=1, description="What is counted: drone*, 'ballistic missile*'.")
     min: float | None = Field(None, description="Fires at this number or more.")
     max: float | None = Field(None, description="Fires at this number or fewer.")
@@ -138,7 +172,7 @@ class QuantityRuleConfig(RuleBase):
 class ScoreCategory(Model):
     """A category of a score lexicon: term weights, scaled by ``weight``, capped at ``cap``."""
 
-    weight: float = Field(1.0, ge=0)
+    weight: float = Field(1.0, ge=0, description="Multiplies the category's term weights.")
     cap: float | None = Field(None, gt=0, description="Most this category adds to the score.")
     terms: dict[str, float] = Field(min_length=1, description="term -> weight")
 
@@ -146,8 +180,10 @@ class ScoreCategory(Model):
 class ScoreRuleConfig(RuleBase):
     """Sums weighted terms by category; the severity is the highest band the score reaches."""
 
-    kind: Literal["score"]
-    categories: dict[str, ScoreCategory] = Field(min_length=1)
+    kind: Literal["score"] = Field(description="Selects this rule kind: score.")
+    categories: dict[str, ScoreCategory] = Field(
+        min_length=1, description="Category name -> its terms, weight and cap."
+    )
     bands: dict[SeverityName, float] = Field(
         min_length=1, description="Lowest score for each severity, e.g. {info: 2, critical: 7}."
     )
@@ -190,7 +226,7 @@ class NoveltyRuleConfig(RuleBase):
     """Fires when a place is mentioned, in context, that is neither in the baseline nor in
     the history of in-context mentions within ``window``."""
 
-    kind: Literal["novelty"]
+    kind: Literal["novelty"] = Field(description="Selects this rule kind: novelty.")
     level: PlaceLevel = Field("region", description=_LEVEL)
     countries: tuple[Annotated[str, Field(pattern=_COUNTRY)], ...] = Field(
         (), description="Only places in these countries (ISO 3166-1 alpha-2); empty: any."
@@ -217,7 +253,7 @@ class NoveltyRuleConfig(RuleBase):
 class BurstRuleConfig(RuleBase):
     """Fires when a place or term is suddenly reported by many sources."""
 
-    kind: Literal["burst"]
+    kind: Literal["burst"] = Field(description="Selects this rule kind: burst.")
     keys: Literal["places", "terms"] = Field("places", description="What is counted.")
     terms: Terms = Field((), description="With keys: terms, the terms to track.")
     level: PlaceLevel = Field("region", description=_LEVEL)

@@ -38,16 +38,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.gazetteer import Place, PlaceMention
-from monitor.rules.engine import (
-    ContextTerms,
-    Fired,
-    Hit,
-    Scan,
-    json_number,
-    place_dict,
-    term_evidence,
-)
+from monitor.rules.evidence import json_number, place_dict, term_evidence
 from monitor.rules.history import History
+from monitor.rules.matchers import Fired
+from monitor.rules.scan import ContextTerms, Hit, Scan
 from monitor.types import Evidence
 
 _DAY = 86400.0
@@ -199,8 +193,12 @@ class NoveltyIndex:
         every = frozenset(range(len(scan.fields)))
         empty: set[int] = set()
         for level, at_level in self._levels.items():
+            done: set[str] = set()  # a place mentioned again adds no rule
             for _, mention, key in scan.keyed_places(every, level):
                 place = mention.place
+                if place.id in done:
+                    continue
+                done.add(place.id)
                 rules = (self._by_country.get(place.country, empty) | self._anywhere) & at_level
                 rules -= found
                 if not rules:

@@ -22,6 +22,8 @@ SEVERITY_COLOUR = {
     Severity.CRITICAL: "#d40e0d",
 }
 _SEVERITY_MARK = SEVERITY_MARK
+# Details the console shows in their own way (or not at all).
+_CONSOLE_SKIPPED = frozenset({"kind", "snippet", "sources", "alerts", "story"})
 
 
 def iso(moment: datetime) -> str:
@@ -75,9 +77,13 @@ def console_block(alert: Alert, *, width: int = 100) -> str:
     if words:
         lines.append("  matched: " + ", ".join(words))
     for key, value in alert.evidence.details.items():
-        if key in {"kind", "snippet"}:
+        if key in _CONSOLE_SKIPPED:
             continue
         lines.append(f"  {key}: {value}")
+    others = sources(alert)
+    if others:
+        lines.append(f"  also reported by {len(others)}: " + ", ".join(others))
+    lines.extend(f"  - {line}" for line in digest_lines(alert))
     snippet = alert.evidence.details.get("snippet")
     if isinstance(snippet, str) and snippet:
         lines.append("  » " + snippet[: width * 2])
@@ -125,14 +131,41 @@ def score(alert: Alert) -> str | None:
 
 
 def sources(alert: Alert) -> list[str]:
-    """Other sources that reported the same story (``details["sources"]``, set by clustering)."""
+    """Other sources that reported the same story (``details["sources"]``, set by clustering:
+    one entry per feed, the alert's own feed included there but left out here)."""
     shown = []
     for source in _as_list(alert.evidence.details.get("sources")):
         if isinstance(source, dict):
+            if source.get("feed") == alert.item.feed_id:
+                continue
             source = source.get("feed_title") or source.get("title") or source.get("feed") or ""
         if source:
             shown.append(str(source))
     return shown
+
+
+def is_digest(alert: Alert) -> bool:
+    return alert.evidence.details.get("kind") == "digest"
+
+
+def digest_entries(alert: Alert) -> list[dict[str, Any]]:
+    """The batched alerts of a digest (``details["alerts"]``), each a dict with severity,
+    rule, title, url and feed; [] for any other alert."""
+    if not is_digest(alert):
+        return []
+    return [e for e in _as_list(alert.evidence.details.get("alerts")) if isinstance(e, dict)]
+
+
+def digest_lines(alert: Alert) -> list[str]:
+    """One line per batched alert: '[WARNING] title — feed <url> (rule)'."""
+    lines = []
+    for e in digest_entries(alert):
+        url = f" <{e['url']}>" if e.get("url") else ""
+        severity = str(e.get("severity", "")).upper()
+        lines.append(
+            f"[{severity}] {e.get('title', '')} — {e.get('feed', '')}{url} ({e.get('rule')})"
+        )
+    return lines
 
 
 def thread_of(alert: Alert) -> str | None:
@@ -167,6 +200,8 @@ def template_context(alert: Alert) -> dict[str, Any]:
         "score": score(alert),
         "sources": sources(alert),
         "reason": str(details.get("reason") or ""),
+        "digest": digest_entries(alert),
+        "digest_lines": digest_lines(alert),
     }
 
 

@@ -21,6 +21,7 @@ from monitor.config.models import SlackSinkConfig
 from monitor.sinks.http import HttpPoster
 from monitor.sinks.render import (
     SEVERITY_COLOUR,
+    digest_entries,
     matched_words,
     numbers,
     places,
@@ -94,7 +95,7 @@ def _title_section(alert: Alert) -> dict[str, Any]:
         head = f"*<{slack_escape(item.url)}|{title}>*"
     else:
         head = f"*{title}*"  # no link, or one too long for any section (never seen in practice)
-    summary = item.summary.strip()
+    summary = "" if digest_entries(alert) else item.summary.strip()  # listed below instead
     room = min(SUMMARY_MAX, SECTION_MAX - len(head) - 1)
     text = head + (f"\n{cut_escaped(summary, room)}" if summary and room > 20 else "")
     return {"type": "section", "text": _mrkdwn(text)}
@@ -146,6 +147,30 @@ def _cut_highlighted(snippet: str, words: list[str], limit: int) -> str:
     return fit(" ".join(snippet.split()), lambda raw: highlight_slack(raw, words), limit)
 
 
+def _digest_line(entry: dict[str, Any]) -> str:
+    title = cut_escaped(str(entry.get("title") or "(no title)"), TITLE_MAX)
+    url = entry.get("url")
+    head = f"<{slack_escape(str(url))}|{title}>" if url else title
+    severity = str(entry.get("severity", "")).upper()
+    feed = slack_escape(str(entry.get("feed", "")))
+    return f"• *{severity}* {head} — {feed} (`{slack_escape(str(entry.get('rule', '')))}`)"
+
+
+def _digest_sections(alert: Alert) -> list[dict[str, Any]]:
+    """A digest's batched alerts, one line each, packed into sections within the limits."""
+    sections: list[dict[str, Any]] = []
+    text = ""
+    for entry in digest_entries(alert):
+        line = cut(_digest_line(entry), SECTION_MAX)
+        if text and len(text) + 1 + len(line) > SECTION_MAX:
+            sections.append({"type": "section", "text": _mrkdwn(text)})
+            text = ""
+        text = f"{text}\n{line}" if text else line
+    if text:
+        sections.append({"type": "section", "text": _mrkdwn(text)})
+    return sections[: BLOCKS_MAX - 6]
+
+
 def _context(*texts: str) -> dict[str, Any]:
     return {"type": "context", "elements": [_mrkdwn(cut(t, CONTEXT_MAX)) for t in texts[:10]]}
 
@@ -162,6 +187,7 @@ def slack_blocks(alert: Alert) -> list[dict[str, Any]]:
     evidence = _evidence_section(alert)
     if evidence:
         blocks.append(evidence)
+    blocks.extend(_digest_sections(alert))
     others = sources(alert)
     if others:
         shown = ", ".join(slack_escape(s) for s in others[:SOURCES_SHOWN])

@@ -13,7 +13,18 @@ from datetime import datetime
 from typing import Protocol
 
 from monitor.rules.history import History
-from monitor.types import ClaimRequest, ClaimResult, Delivery, FeedState, Item
+from monitor.types import (
+    ClaimRequest,
+    ClaimResult,
+    Cooldown,
+    Delivery,
+    FeedState,
+    HealthCondition,
+    Item,
+    OutboxEntry,
+    QueuedDigest,
+    Story,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +58,8 @@ class Storage(History, Protocol):
     def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
         """In one transaction: insert each item unless its id or URL is known; for the
         items this call inserted, insert their alerts with one pending delivery per sink,
-        and their mentions (source: the item's feed)."""
+        their mentions (source: the item's feed), their story (upserted whole), cooldown
+        writes (set one, or count a suppression) and digest-queue entries."""
         ...
 
     def prune_items(
@@ -63,14 +75,64 @@ class Storage(History, Protocol):
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]: ...
     def mark_delivered(self, delivery_id: int, now: datetime) -> None: ...
     def mark_failed(
-        self, delivery_id: int, error: str, next_attempt: datetime | None, *, dead: bool
-    ) -> None: ...
+        self,
+        delivery_id: int,
+        error: str,
+        next_attempt: datetime | None,
+        *,
+        dead: bool,
+        now: datetime | None = None,
+    ) -> None:
+        """Record a failed attempt; a dead one is stamped ``now`` (for ``dead_since``)."""
+        ...
+
     def recent_alerts(self, limit: int = 20, *, dead_only: bool = False) -> list[AlertRecord]: ...
     def pending_count(self) -> int: ...
     def dead_count(self) -> int: ...
     def retry_dead(self, target: int | str, now: datetime) -> int:
         """Re-queue dead deliveries, due at ``now`` with attempts reset: one delivery by its
         id (int) or every dead delivery of an alert (str alert id). Returns how many."""
+        ...
+
+    def enqueue_alerts(self, entries: Sequence[OutboxEntry], now: datetime) -> int:
+        """Enqueue alerts about no stored item; returns how many were new."""
+        ...
+
+    # noise control: stories, cooldowns, digests, source health
+    def open_stories(self, since: datetime) -> list[Story]:
+        """Stories created after ``since``, oldest first."""
+        ...
+
+    def active_cooldowns(self, now: datetime) -> list[Cooldown]:
+        """Cooldowns that last beyond ``now``, with their suppression counts."""
+        ...
+
+    def queued_digests(self) -> list[QueuedDigest]:
+        """Every alert waiting for its digest, by route then in order of arrival."""
+        ...
+
+    def flush_digest(self, entry_ids: Sequence[int], digest: OutboxEntry, now: datetime) -> int:
+        """In one transaction: take the entries off the queue and enqueue the digest alert;
+        0 (and nothing written) if some entry was already taken."""
+        ...
+
+    def health_conditions(self) -> list[HealthCondition]: ...
+    def record_health(
+        self,
+        save: Sequence[HealthCondition],
+        delete: Sequence[str],
+        alerts: Sequence[OutboxEntry],
+        now: datetime,
+    ) -> int:
+        """In one transaction: upsert ``save``, delete the ``delete`` keys, enqueue ``alerts``."""
+        ...
+
+    def item_times(self, feed_id: str, limit: int = 20) -> list[datetime]:
+        """Publication times of the feed's latest ``limit`` items, newest first."""
+        ...
+
+    def dead_since(self, since: datetime) -> dict[str, int]:
+        """Deliveries that died after ``since``, per sink."""
         ...
 
     def close(self) -> None: ...

@@ -109,7 +109,107 @@ def _v3_mentions(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX mentions_at ON mentions (at)")
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_feed_config_url, _v3_mentions]
+def _v4_noise_control(conn: sqlite3.Connection) -> None:
+    """Stories, cooldowns, the digest queue and raised health conditions; alerts that are
+    about no item (digests, health alerts); when a delivery died.
+
+    SQLite cannot drop a NOT NULL or add a column default to a foreign key in place, so
+    ``alerts`` (``item_id`` becomes nullable) and ``deliveries`` (which references it;
+    gains ``died_at``) are rebuilt: the old tables are renamed aside, copied into new
+    ones and dropped children first, so foreign keys hold at every step.
+    """
+    statements = [
+        "ALTER TABLE deliveries RENAME TO deliveries_v3",
+        "ALTER TABLE alerts RENAME TO alerts_v3",
+        "DROP INDEX alerts_item",
+        "DROP INDEX alerts_created",
+        "DROP INDEX deliveries_due",
+        """CREATE TABLE alerts (
+            alert_id TEXT PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            item_id TEXT REFERENCES items (id),
+            payload TEXT NOT NULL CHECK (json_valid(payload))
+        )""",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL REFERENCES alerts (alert_id),
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT,
+            last_error TEXT,
+            delivered_at TEXT,
+            died_at TEXT,
+            UNIQUE (alert_id, sink)
+        )""",
+        "INSERT INTO alerts SELECT alert_id, rule_id, severity, created_at, item_id, payload"
+        " FROM alerts_v3",
+        "INSERT INTO deliveries (id, alert_id, sink, state, attempts, next_attempt, last_error,"
+        " delivered_at) SELECT id, alert_id, sink, state, attempts, next_attempt, last_error,"
+        " delivered_at FROM deliveries_v3",
+        "DROP TABLE deliveries_v3",
+        "DROP TABLE alerts_v3",
+        "CREATE INDEX alerts_item ON alerts (item_id)",
+        "CREATE INDEX alerts_created ON alerts (created_at)",
+        "CREATE INDEX deliveries_due ON deliveries (state, next_attempt)",
+        "CREATE INDEX deliveries_died ON deliveries (died_at) WHERE died_at IS NOT NULL",
+        # One row per story; sources, pairs, tags, routes and evidence are JSON.
+        """CREATE TABLE stories (
+            story_id TEXT PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            first_alert_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sources TEXT NOT NULL CHECK (json_valid(sources)),
+            pairs TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(pairs)),
+            tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags)),
+            routes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(routes)),
+            evidence TEXT CHECK (evidence IS NULL OR json_valid(evidence))
+        )""",
+        "CREATE INDEX stories_created ON stories (created_at)",
+        """CREATE TABLE cooldowns (
+            rule_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            until TEXT NOT NULL,
+            story_id TEXT NOT NULL DEFAULT '',
+            suppressed INTEGER NOT NULL DEFAULT 0,
+            last_suppressed TEXT,
+            PRIMARY KEY (rule_id, key)
+        ) WITHOUT ROWID""",
+        # No foreign keys: an entry outlives nothing it names; prune skips queued items.
+        """CREATE TABLE digest_queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            route TEXT NOT NULL,
+            sinks TEXT NOT NULL CHECK (json_valid(sinks)),
+            alert_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            enqueued_at TEXT NOT NULL,
+            UNIQUE (route, alert_id)
+        )""",
+        """CREATE TABLE health_conditions (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            since TEXT NOT NULL,
+            raised INTEGER NOT NULL DEFAULT 0 CHECK (raised IN (0, 1)),
+            message TEXT NOT NULL DEFAULT ''
+        )""",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_feed_config_url,
+    _v3_mentions,
+    _v4_noise_control,
+]
 
 
 def latest_version() -> int:

@@ -28,6 +28,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,16 +37,20 @@ from types import TracebackType
 from typing import Any
 
 from monitor.exceptions import StorageError
-from monitor.storage import codec, migrations
+from monitor.storage import codec, migrations, noise
 from monitor.storage.base import AlertRecord
 from monitor.types import (
     Alert,
     ClaimRequest,
     ClaimResult,
+    Cooldown,
     Delivery,
     FeedState,
+    HealthCondition,
     Item,
     OutboxEntry,
+    QueuedDigest,
+    Story,
 )
 
 #: Most ids or URLs bound in one ``IN (…)`` query.
@@ -112,11 +117,19 @@ _SELECT_DELIVERY = (
     "SELECT d.id, d.alert_id, d.sink, d.state, d.attempts, d.next_attempt, d.last_error,"
     " d.delivered_at, a.payload FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
 )
-# Items old enough to prune whose alerts have no pending delivery left.
+# Items old enough to prune whose alerts have no pending delivery left and no alert
+# waiting in a digest queue.
 _PRUNABLE = (
     "SELECT i.id FROM items i WHERE i.first_seen < ? AND NOT EXISTS ("
     "SELECT 1 FROM alerts a JOIN deliveries d ON d.alert_id = a.alert_id"
     " WHERE a.item_id = i.id AND d.state = 'pending')"
+    " AND NOT EXISTS (SELECT 1 FROM digest_queue q WHERE q.item_id = i.id)"
+)
+# Alerts about no item (digests, health alerts) old enough to prune and settled.
+_PRUNABLE_ITEMLESS = (
+    "SELECT a.alert_id FROM alerts a WHERE a.item_id IS NULL AND a.created_at < ?"
+    " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.alert_id"
+    " AND d.state = 'pending')"
 )
 
 
@@ -191,9 +204,23 @@ class SQLiteStorage:
             if self.read_only:
                 self._check_read_only_schema()
                 return
-            self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._enable_wal(busy_timeout)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             migrations.migrate(self._conn, self.database)
+
+    def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch to WAL, retrying SQLITE_BUSY: while another connection is switching a new
+        file, SQLite answers busy at once, without calling the busy handler."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return
+            except sqlite3.OperationalError as e:
+                busy = (getattr(e, "sqlite_errorcode", 0) & 0xFF) in (5, 6)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _check_read_only_schema(self) -> None:
         version = migrations.current_version(self._conn)
@@ -301,6 +328,7 @@ class SQLiteStorage:
                     enqueued += _enqueue(conn, request.item.id, entry, stamp)
                 if request.mentions:
                     _record_mentions(conn, request)
+                _record_noise_control(conn, request, now)
         return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
 
     def prune_items(
@@ -311,6 +339,12 @@ class SQLiteStorage:
         mention_cutoff = codec.dt_to_text(mentions_older_than or older_than)
         with self._transaction("prune items", write=True) as conn:
             conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
+            conn.execute("DELETE FROM stories WHERE created_at < ?", (cutoff,))
+            conn.execute("DELETE FROM cooldowns WHERE until < ?", (cutoff,))
+            conn.execute(
+                f"DELETE FROM deliveries WHERE alert_id IN ({_PRUNABLE_ITEMLESS})", (cutoff,)
+            )
+            conn.execute(f"DELETE FROM alerts WHERE alert_id IN ({_PRUNABLE_ITEMLESS})", (cutoff,))
             conn.execute(
                 "DELETE FROM deliveries WHERE alert_id IN ("
                 f"SELECT alert_id FROM alerts WHERE item_id IN ({_PRUNABLE}))",
@@ -394,18 +428,26 @@ class SQLiteStorage:
             _expect_one(cursor, delivery_id)
 
     def mark_failed(
-        self, delivery_id: int, error: str, next_attempt: datetime | None, *, dead: bool
+        self,
+        delivery_id: int,
+        error: str,
+        next_attempt: datetime | None,
+        *,
+        dead: bool,
+        now: datetime | None = None,
     ) -> None:
+        """``now`` (when given) stamps a dead delivery's ``died_at`` for the health check."""
         if not dead and next_attempt is None:
             raise ValueError("a failed delivery that is not dead needs a next_attempt")
         with self._transaction("mark a delivery failed", write=True) as conn:
             cursor = conn.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, last_error = ?,"
-                " next_attempt = ?, state = ? WHERE id = ?",
+                " next_attempt = ?, state = ?, died_at = ? WHERE id = ?",
                 (
                     error,
                     codec.opt_dt_to_text(next_attempt),
                     "dead" if dead else "pending",
+                    codec.opt_dt_to_text(now) if dead else None,
                     delivery_id,
                 ),
             )
@@ -457,6 +499,82 @@ class SQLiteStorage:
         with self._transaction(action, write=False) as conn:
             return int(conn.execute(query).fetchone()[0])
 
+    def enqueue_alerts(self, entries: Sequence[OutboxEntry], now: datetime) -> int:
+        """Alerts about no item (health alerts): each with one pending delivery per sink."""
+        stamp = codec.dt_to_text(now)
+        with self._transaction("enqueue alerts", write=True) as conn:
+            return sum(_enqueue(conn, None, entry, stamp) for entry in entries)
+
+    # -- noise control (monitor.suppress decides; see storage/noise.py) -------
+
+    def open_stories(self, since: datetime) -> list[Story]:
+        with self._transaction("read stories", write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM stories WHERE created_at > ? ORDER BY created_at, story_id",
+                (codec.dt_to_text(since),),
+            ).fetchall()
+        return [noise.story_from_row(row) for row in rows]
+
+    def active_cooldowns(self, now: datetime) -> list[Cooldown]:
+        with self._transaction("read cooldowns", write=False) as conn:
+            rows = conn.execute(
+                "SELECT * FROM cooldowns WHERE until > ? ORDER BY rule_id, key",
+                (codec.dt_to_text(now),),
+            ).fetchall()
+        return [noise.cooldown_from_row(row) for row in rows]
+
+    def queued_digests(self) -> list[QueuedDigest]:
+        with self._transaction("read the digest queue", write=False) as conn:
+            rows = conn.execute("SELECT * FROM digest_queue ORDER BY route, id").fetchall()
+        return [noise.queued_from_row(row) for row in rows]
+
+    def flush_digest(self, entry_ids: Sequence[int], digest: OutboxEntry, now: datetime) -> int:
+        """In one transaction: take the entries off the queue and enqueue the digest alert
+        (about no item). Returns 0, enqueuing nothing, if the entries were already taken."""
+        with self._transaction("send a digest", write=True) as conn:
+            if noise.count_queued(conn, entry_ids) != len(set(entry_ids)):
+                return 0
+            noise.delete_queued(conn, entry_ids)
+            return _enqueue(conn, None, digest, codec.dt_to_text(now))
+
+    def health_conditions(self) -> list[HealthCondition]:
+        with self._transaction("read health conditions", write=False) as conn:
+            rows = conn.execute("SELECT * FROM health_conditions ORDER BY key").fetchall()
+        return [noise.health_from_row(row) for row in rows]
+
+    def record_health(
+        self,
+        save: Sequence[HealthCondition],
+        delete: Sequence[str],
+        alerts: Sequence[OutboxEntry],
+        now: datetime,
+    ) -> int:
+        """In one transaction: remember conditions, forget others, enqueue their alerts."""
+        stamp = codec.dt_to_text(now)
+        with self._transaction("record health conditions", write=True) as conn:
+            for condition in save:
+                noise.save_health(conn, condition)
+            conn.executemany("DELETE FROM health_conditions WHERE key = ?", [(k,) for k in delete])
+            return sum(_enqueue(conn, None, entry, stamp) for entry in alerts)
+
+    def item_times(self, feed_id: str, limit: int = 20) -> list[datetime]:
+        """Publication times of the feed's latest ``limit`` items, newest first."""
+        with self._transaction("read item times", write=False) as conn:
+            rows = conn.execute(
+                "SELECT published FROM items WHERE feed_id = ? ORDER BY published DESC LIMIT ?",
+                (feed_id, limit),
+            ).fetchall()
+        return [codec.dt_from_text(row[0]) for row in rows]
+
+    def dead_since(self, since: datetime) -> dict[str, int]:
+        """Deliveries that died after ``since``, counted per sink."""
+        with self._transaction("count dead deliveries", write=False) as conn:
+            rows = conn.execute(
+                "SELECT sink, count(*) FROM deliveries WHERE died_at > ? GROUP BY sink",
+                (codec.dt_to_text(since),),
+            ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
+
 
 # -- row helpers (module level: they need a connection, not the store) ----
 
@@ -504,10 +622,12 @@ def _insert_item(conn: sqlite3.Connection, item: Item, stamp: str) -> bool:
     return cursor.rowcount == 1
 
 
-def _enqueue(conn: sqlite3.Connection, item_id: str, entry: OutboxEntry, stamp: str) -> int:
-    """Insert the alert and one pending delivery per sink; 1 if the alert was new, else 0."""
+def _enqueue(conn: sqlite3.Connection, item_id: str | None, entry: OutboxEntry, stamp: str) -> int:
+    """Insert the alert and one pending delivery per sink; 1 if the alert was new, else 0.
+
+    ``item_id`` None: an alert about no stored item (a digest, a health alert)."""
     alert = entry.alert
-    if alert.item.id != item_id:
+    if item_id is not None and alert.item.id != item_id:
         raise ValueError(
             f"alert {alert.alert_id!r} is about item {alert.item.id!r}, not {item_id!r}"
         )
@@ -528,6 +648,16 @@ def _enqueue(conn: sqlite3.Connection, item_id: str, entry: OutboxEntry, stamp: 
         _INSERT_DELIVERY, [(alert.alert_id, sink, stamp) for sink in dict.fromkeys(entry.sinks)]
     )
     return 1
+
+
+def _record_noise_control(conn: sqlite3.Connection, request: ClaimRequest, now: datetime) -> None:
+    """The claimed item's story (upserted whole), cooldown writes and digest entries."""
+    if request.story is not None:
+        noise.save_story(conn, request.story, now)
+    for write in request.cooldowns:
+        noise.write_cooldown(conn, write, now)
+    for entry in request.digests:
+        noise.queue_digest(conn, entry, now)
 
 
 def _record_mentions(conn: sqlite3.Connection, request: ClaimRequest) -> None:

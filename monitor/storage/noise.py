@@ -1,0 +1,219 @@
+"""SQLite statements for noise control: stories, cooldowns, the digest queue, health.
+
+Module-level functions on a connection inside the caller's transaction, split out of
+``sqlite.py`` by domain (reader splits its storage the same way). They persist what they
+are given; ``monitor.suppress`` decides.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.storage import codec
+from monitor.types import (
+    Cooldown,
+    CooldownWrite,
+    DigestEntry,
+    HealthCondition,
+    QueuedDigest,
+    Story,
+    StorySource,
+)
+
+_SAVE_STORY = (
+    "INSERT INTO stories (story_id, rule_id, signature, first_alert_id, created_at, updated_at,"
+    " sources, pairs, tags, routes, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (story_id) DO UPDATE SET rule_id = excluded.rule_id,"
+    " first_alert_id = excluded.first_alert_id, updated_at = excluded.updated_at,"
+    " sources = excluded.sources, pairs = excluded.pairs, tags = excluded.tags,"
+    " routes = excluded.routes, evidence = excluded.evidence"
+)
+_SET_COOLDOWN = (
+    "INSERT INTO cooldowns (rule_id, key, until, story_id) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (rule_id, key) DO UPDATE SET until = excluded.until,"
+    " story_id = excluded.story_id"
+)
+_COUNT_SUPPRESSED = (
+    "UPDATE cooldowns SET suppressed = suppressed + 1, last_suppressed = ?"
+    " WHERE rule_id = ? AND key = ?"
+)
+_QUEUE_DIGEST = (
+    "INSERT INTO digest_queue (route, sinks, alert_id, item_id, payload, enqueued_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, alert_id) DO NOTHING"
+)
+_SAVE_HEALTH = (
+    "INSERT INTO health_conditions (key, kind, subject, since, raised, message)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET since = excluded.since,"
+    " raised = excluded.raised, message = excluded.message"
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# -- stories -------------------------------------------------------------------
+
+
+def _source_to_dict(s: StorySource) -> dict[str, Any]:
+    return {
+        "item_id": s.item_id,
+        "feed": s.feed_id,
+        "feed_title": s.feed_title,
+        "title": s.title,
+        "url": s.url,
+        "at": codec.dt_to_text(s.at),
+        "signature": s.signature,
+    }
+
+
+def _source_from_dict(d: dict[str, Any]) -> StorySource:
+    return StorySource(
+        item_id=d["item_id"],
+        feed_id=d["feed"],
+        title=d["title"],
+        url=d.get("url"),
+        at=codec.dt_from_text(d["at"]),
+        feed_title=d.get("feed_title", ""),
+        signature=d.get("signature", ""),
+    )
+
+
+def save_story(conn: sqlite3.Connection, story: Story, now: datetime) -> None:
+    evidence = None if story.evidence is None else codec.evidence_to_dict(story.evidence)
+    conn.execute(
+        _SAVE_STORY,
+        (
+            story.story_id,
+            story.rule_id,
+            story.signature,
+            story.first_alert_id,
+            codec.dt_to_text(story.created_at),
+            codec.dt_to_text(now),
+            _json([_source_to_dict(s) for s in story.sources]),
+            _json([list(p) for p in story.pairs]),
+            _json(list(story.tags)),
+            _json(list(story.routes)),
+            None if evidence is None else _json(evidence),
+        ),
+    )
+
+
+def story_from_row(row: sqlite3.Row) -> Story:
+    evidence = row["evidence"]
+    return Story(
+        story_id=row["story_id"],
+        rule_id=row["rule_id"],
+        signature=row["signature"],
+        created_at=codec.dt_from_text(row["created_at"]),
+        sources=tuple(_source_from_dict(d) for d in json.loads(row["sources"])),
+        first_alert_id=row["first_alert_id"],
+        pairs=tuple((str(r), str(s)) for r, s in json.loads(row["pairs"])),
+        tags=tuple(json.loads(row["tags"])),
+        routes=tuple(json.loads(row["routes"])),
+        evidence=None if evidence is None else codec.evidence_from_dict(json.loads(evidence)),
+    )
+
+
+# -- cooldowns -----------------------------------------------------------------
+
+
+def write_cooldown(conn: sqlite3.Connection, write: CooldownWrite, now: datetime) -> None:
+    if write.until is None:
+        conn.execute(_COUNT_SUPPRESSED, (codec.dt_to_text(now), write.rule_id, write.key))
+    else:
+        conn.execute(
+            _SET_COOLDOWN,
+            (write.rule_id, write.key, codec.dt_to_text(write.until), write.story_id),
+        )
+
+
+def cooldown_from_row(row: sqlite3.Row) -> Cooldown:
+    return Cooldown(
+        rule_id=row["rule_id"],
+        key=row["key"],
+        until=codec.dt_from_text(row["until"]),
+        story_id=row["story_id"],
+        suppressed=row["suppressed"],
+    )
+
+
+# -- digest queue --------------------------------------------------------------
+
+
+def queue_digest(conn: sqlite3.Connection, entry: DigestEntry, now: datetime) -> None:
+    alert = entry.alert
+    conn.execute(
+        _QUEUE_DIGEST,
+        (
+            entry.route,
+            _json(list(entry.sinks)),
+            alert.alert_id,
+            alert.item.id,
+            codec.alert_to_json(alert),
+            codec.dt_to_text(now),
+        ),
+    )
+
+
+def queued_from_row(row: sqlite3.Row) -> QueuedDigest:
+    return QueuedDigest(
+        entry_id=row["id"],
+        route=row["route"],
+        sinks=tuple(json.loads(row["sinks"])),
+        alert=codec.alert_from_json(row["payload"]),
+        enqueued_at=codec.dt_from_text(row["enqueued_at"]),
+    )
+
+
+def _id_chunks(entry_ids: Sequence[int]) -> list[tuple[list[int], str]]:
+    chunks = []
+    for start in range(0, len(entry_ids), 500):
+        chunk = list(entry_ids[start : start + 500])
+        chunks.append((chunk, ", ".join("?" for _ in chunk)))
+    return chunks
+
+
+def count_queued(conn: sqlite3.Connection, entry_ids: Sequence[int]) -> int:
+    return sum(
+        int(conn.execute(f"SELECT count(*) FROM digest_queue WHERE id IN ({marks})", chunk)
+            .fetchone()[0])
+        for chunk, marks in _id_chunks(entry_ids)
+    )  # fmt: skip
+
+
+def delete_queued(conn: sqlite3.Connection, entry_ids: Sequence[int]) -> None:
+    for chunk, marks in _id_chunks(entry_ids):
+        conn.execute(f"DELETE FROM digest_queue WHERE id IN ({marks})", chunk)
+
+
+# -- health --------------------------------------------------------------------
+
+
+def save_health(conn: sqlite3.Connection, condition: HealthCondition) -> None:
+    conn.execute(
+        _SAVE_HEALTH,
+        (
+            condition.key,
+            condition.kind,
+            condition.subject,
+            codec.dt_to_text(condition.since),
+            int(condition.raised),
+            condition.message,
+        ),
+    )
+
+
+def health_from_row(row: sqlite3.Row) -> HealthCondition:
+    return HealthCondition(
+        key=row["key"],
+        kind=row["kind"],
+        subject=row["subject"],
+        since=codec.dt_from_text(row["since"]),
+        raised=bool(row["raised"]),
+        message=row["message"],
+    )

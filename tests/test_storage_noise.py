@@ -1,0 +1,219 @@
+"""Contract tests of the noise-control part of the Storage protocol: stories, cooldowns,
+the digest queue, health conditions, item times, dead deliveries; and the v4 migration.
+
+They use the ``store`` fixture of ``tests.test_storage`` (parametrised over backends).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.storage import migrations
+from monitor.storage.base import Storage
+from monitor.storage.sqlite import SQLiteStorage
+from monitor.types import (
+    ClaimRequest,
+    CooldownWrite,
+    DigestEntry,
+    Evidence,
+    HealthCondition,
+    OutboxEntry,
+    Story,
+    StorySource,
+    TermHit,
+)
+from tests.test_storage import T0, make_alert, make_item, make_request
+from tests.test_storage import open_store as open_store  # a fixture
+from tests.test_storage import store as store  # a fixture
+
+
+def make_story(
+    item_id: str, *feeds: str, routes: tuple[str, ...] = ("r1", "suppressed:r2")
+) -> Story:
+    sources = tuple(
+        StorySource(
+            f"{item_id}-{f}",
+            f,
+            f"Title from {f}",
+            f"https://{f}.example/x",
+            T0,
+            f"{f.upper()} News",
+            "479 drone record russia ukraine",
+        )
+        for f in feeds
+    )
+    return Story(
+        story_id=f"s-{item_id}",
+        rule_id="drones",
+        signature="479 drone record russia ukraine",
+        created_at=T0,
+        sources=sources,
+        first_alert_id="a-1",
+        pairs=(("drones", "warning"), ("record", "critical")),
+        tags=("ua",),
+        routes=routes,
+        evidence=Evidence((TermHit("drone*", "title", 0, 6, "Drones"),), {"kind": "terms"}),
+    )
+
+
+def test_a_story_is_written_with_its_claimed_item_and_round_trips(store: Storage) -> None:
+    """claim upserts the story of a claimed item; open_stories reads back every field."""
+    story = make_story("i1", "a")
+    store.claim([ClaimRequest(make_item("i1"), story=story)], T0)
+    assert store.open_stories(T0 - timedelta(hours=1)) == [story]
+    assert store.open_stories(T0) == []  # created_at > since, strictly
+
+
+def test_a_story_is_upserted_whole(store: Storage) -> None:
+    """A later claim replaces the story's sources and routes, keeping its creation time."""
+    store.claim([ClaimRequest(make_item("i1"), story=make_story("i1", "a"))], T0)
+    grown = make_story("i1", "a", "b", routes=("r1", "r2"))
+    store.claim([ClaimRequest(make_item("i2"), story=grown)], T0 + timedelta(minutes=5))
+    [read] = store.open_stories(T0 - timedelta(days=1))
+    assert read.feeds == ("a", "b") and read.routes == ("r1", "r2")
+
+
+def test_nothing_of_an_unclaimed_item_is_written(store: Storage) -> None:
+    """A known item's story, cooldowns and digest entries are not written (one transaction)."""
+    known = make_item("i1")
+    store.claim([ClaimRequest(known)], T0)
+    entry = DigestEntry("r", ("desk",), make_alert(known))
+    request = ClaimRequest(
+        known,
+        story=make_story("i1", "a"),
+        cooldowns=(CooldownWrite("r", "", T0 + timedelta(hours=1), "s"),),
+        digests=(entry,),
+    )
+    store.claim([request], T0)
+    assert store.open_stories(T0 - timedelta(days=1)) == []
+    assert store.active_cooldowns(T0) == []
+    assert store.queued_digests() == []
+
+
+def test_cooldowns_are_set_and_count_suppressions(store: Storage) -> None:
+    """A set cooldown is active until its end; a suppression write counts on it."""
+    until = T0 + timedelta(hours=6)
+    store.claim(
+        [ClaimRequest(make_item("i1"), cooldowns=(CooldownWrite("r", "UA-12", until, "s1"),))], T0
+    )
+    suppress = (CooldownWrite("r", "UA-12"), CooldownWrite("r", "UA-12"))
+    store.claim([ClaimRequest(make_item("i2"), cooldowns=suppress)], T0)
+    [active] = store.active_cooldowns(T0 + timedelta(hours=5))
+    assert (active.until, active.story_id, active.suppressed) == (until, "s1", 2)
+    assert store.active_cooldowns(until) == []
+
+
+def test_digest_entries_queue_and_flush_once(store: Storage) -> None:
+    """Queued alerts come back in order; a flush enqueues the digest once and empties the queue."""
+    items = [make_item(f"i{n}") for n in range(3)]
+    requests = [
+        ClaimRequest(
+            i,
+            (OutboxEntry(make_alert(i), ()),),
+            digests=(DigestEntry("r", ("desk",), make_alert(i)),),
+        )
+        for i in items
+    ]
+    assert store.claim(requests, T0).alerts_enqueued == 3
+    assert store.due_deliveries(T0 + timedelta(days=1)) == []  # digest-only: no delivery yet
+    queued = store.queued_digests()
+    assert [q.alert.item.id for q in queued] == ["i0", "i1", "i2"]
+    assert queued[0].sinks == ("desk",) and queued[0].enqueued_at == T0
+    digest = make_alert(make_item("digest-1", url=None), "digest")
+    ids = [q.entry_id for q in queued]
+    assert store.flush_digest(ids, OutboxEntry(digest, ("desk",)), T0) == 1
+    assert store.flush_digest(ids, OutboxEntry(digest, ("desk",)), T0) == 0
+    assert store.queued_digests() == []
+    [delivery] = store.due_deliveries(T0)
+    assert delivery.alert == digest and delivery.sink == "desk"
+
+
+def test_items_waiting_in_a_digest_are_not_pruned(store: Storage) -> None:
+    """An item whose alert waits for its digest survives pruning."""
+    i = make_item("i1")
+    store.claim([ClaimRequest(i, digests=(DigestEntry("r", ("desk",), make_alert(i)),))], T0)
+    assert store.prune_items(T0 + timedelta(days=1)) == 0
+    assert store.count_items() == 1
+
+
+def test_itemless_alerts_are_delivered_and_pruned_when_settled(store: Storage) -> None:
+    """An alert about no stored item (health) is delivered like any other, then pruned."""
+    alert = make_alert(make_item("health-x", url=None), "health:feed-failing")
+    assert store.enqueue_alerts([OutboxEntry(alert, ("ops",))], T0) == 1
+    [delivery] = store.due_deliveries(T0)
+    assert delivery.alert == alert
+    store.mark_delivered(delivery.delivery_id, T0)
+    store.prune_items(T0 + timedelta(days=1))
+    assert store.recent_alerts() == []
+
+
+def test_health_conditions_are_saved_and_forgotten_with_their_alerts(store: Storage) -> None:
+    """record_health upserts and deletes conditions and enqueues alerts in one call."""
+    pending = HealthCondition("feed-failing:f", "feed-failing", "f", T0, False, "500")
+    store.record_health([pending], [], [], T0)
+    raised = HealthCondition("feed-failing:f", "feed-failing", "f", T0, True, "500 again")
+    alert = make_alert(make_item("h1", url=None), "health:feed-failing")
+    assert store.record_health([raised], [], [OutboxEntry(alert, ("ops",))], T0) == 1
+    assert store.health_conditions() == [raised]
+    store.record_health([], ["feed-failing:f"], [], T0)
+    assert store.health_conditions() == []
+
+
+def test_item_times_are_the_latest_first(store: Storage) -> None:
+    """item_times gives a feed's latest publication times, newest first, up to the limit."""
+    from dataclasses import replace
+
+    items = [replace(make_item(f"i{n}"), published=T0 - timedelta(hours=n)) for n in range(4)]
+    other = make_item("o", feed_id="feed-b")
+    store.claim([ClaimRequest(i) for i in [*items, other]], T0)
+    assert store.item_times("feed-a", 3) == [T0 - timedelta(hours=n) for n in range(3)]
+
+
+def test_dead_deliveries_are_counted_per_sink_since(store: Storage) -> None:
+    """Deliveries marked dead with a time are counted per sink after a given time."""
+    store.claim([make_request(make_item("i1"), "r1", "r2")], T0)
+    deliveries = store.due_deliveries(T0)
+    for d in deliveries[:3]:
+        store.mark_failed(d.delivery_id, "no", None, dead=True, now=T0)
+    store.mark_failed(
+        deliveries[3].delivery_id, "later", T0 + timedelta(hours=1), dead=False, now=T0
+    )
+    counts = store.dead_since(T0 - timedelta(hours=1))
+    assert sum(counts.values()) == 3
+    assert store.dead_since(T0) == {}
+
+
+# -- the v4 migration (SQLite) ---------------------------------------------------------
+
+
+def test_v3_alerts_and_deliveries_survive_the_v4_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading a v3 database keeps alerts, deliveries (ids included) and foreign keys."""
+    path = tmp_path / "m.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+        with SQLiteStorage(path) as old:
+            old.claim([make_request(make_item("i1"), "r1")], T0)
+            first = old.due_deliveries(T0)
+            old.mark_delivered(first[0].delivery_id, T0)
+    with SQLiteStorage(path) as store:
+        [record] = store.recent_alerts()
+        assert sorted((d.delivery_id, d.state) for d in record.deliveries) == [
+            (first[0].delivery_id, "delivered"),
+            (first[1].delivery_id, "pending"),
+        ]
+        store.claim([make_request(make_item("i2"), "r1")], T0)
+        assert {d.delivery_id for d in store.due_deliveries(T0)} > {first[1].delivery_id}
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"stories", "cooldowns", "digest_queue", "health_conditions"} <= tables
+        assert not {"alerts_v3", "deliveries_v3"} & tables
+    finally:
+        conn.close()

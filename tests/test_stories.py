@@ -1,0 +1,202 @@
+"""Routing and noise control end to end: real feed server, fetcher, parser, rules and SQLite;
+fixed clock and FakeSinks. One story from many feeds, gates, cooldowns, digests, threads."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.deliver import Deliverer
+from monitor.sinks.email import EmailSink, message_id
+from monitor.sinks.render import alert_to_dict, sources
+from tests import feedserver as fs
+from tests.fakes import FakeSink
+from tests.test_pipeline import Harness, entry
+
+STORY = [
+    "Russia launches record 479 drones at Ukraine overnight",
+    "Ukraine says Russia fired a record 479 drones",
+    "Record 479 Russian drones target Ukraine in overnight attack",
+    "Russia fires record number of drones, 479, at Ukraine - Kyiv",
+    "Kyiv: Russia hit Ukraine with a record 479 drones and 20 missiles overnight",
+]
+UNRELATED = "Drones strike oil refinery in Russia's Saratov region"
+DRONES = {"kind": "terms", "id": "drones", "severity": "warning", "any": ["drone"]}
+RECORD = {"kind": "terms", "id": "record", "severity": "critical", "any": ["record"]}
+MAIL = {
+    "type": "email",
+    "name": "mail",
+    "host": "127.0.0.1",
+    "from_addr": "mm@desk.example",
+    "to": ["analysts@desk.example"],
+}
+
+
+async def harness(tmp_path: Path, server: fs.FeedServer, **overrides: Any) -> Harness:
+    data: dict[str, Any] = {"rules": [DRONES], **overrides}
+    return Harness(tmp_path, server, **data)
+
+
+@pytest.fixture
+async def h(tmp_path: Path, feed_server: fs.FeedServer) -> AsyncIterator[Harness]:
+    harness_ = await harness(tmp_path, feed_server)
+    yield harness_
+    await harness_.close()
+
+
+async def poll_story(h: Harness, titles: list[str], *, first: int = 0) -> list[int]:
+    """Each title from its own feed /f<n>; returns how many alerts each poll enqueued."""
+    alerted = []
+    for n, title in enumerate(titles, start=first):
+        h.server.add_feed(f"/f{n}", fs.rss([entry(n, title=title)], title=f"Feed {n}"))
+        alerted.append((await h.poller.poll(h.feed(f"/f{n}"))).alerted)
+    return alerted
+
+
+async def test_one_story_from_five_feeds_is_one_alert_with_five_sources(h: Harness) -> None:
+    """Five feeds' versions of one story give one alert, the story holds all five sources
+    with their links, and an unrelated story alerts on its own."""
+    assert await poll_story(h, [*STORY, UNRELATED]) == [1, 0, 0, 0, 0, 1]
+    assert await h.deliverer.deliver_due() == 2
+    assert [a.item.title for a in h.sink.sent] == [STORY[0], UNRELATED]
+    opened = h.store.open_stories(h.clock.now() - timedelta(days=1))
+    story, other = sorted(opened, key=lambda s: -len(s.sources))
+    assert story.feeds == ("f0", "f1", "f2", "f3", "f4") and len(other.sources) == 1
+    assert [s.url for s in story.sources] == [f"http://example.test/news/{n}" for n in range(5)]
+    assert story.first_alert_id == h.sink.sent[0].alert_id
+
+
+async def test_min_sources_alerts_with_the_kth_source_carrying_all(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """A route with min_sources 5 stays silent for four feeds and alerts at the fifth, with
+    all five sources in the alert."""
+    h = await harness(tmp_path, feed_server, routes=[{"sinks": ["fake"], "min_sources": 5}])
+    try:
+        assert await poll_story(h, STORY) == [0, 0, 0, 0, 1]
+        await h.deliverer.deliver_due()
+        [alert] = h.sink.sent
+        assert alert.item.title == STORY[4]
+        payload = alert_to_dict(alert)
+        assert payload["evidence"]["source_count"] == 5
+        assert [s["feed"] for s in payload["evidence"]["sources"]] == [f"f{n}" for n in range(5)]
+        assert sources(alert) == ["Feed 0", "Feed 1", "Feed 2", "Feed 3"]  # "also reported by"
+    finally:
+        await h.close()
+
+
+async def test_rules_firing_on_one_story_give_one_alert_listing_them(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """Two rules on one report give one alert: rule is the critical one, evidence.rules both."""
+    h = await harness(tmp_path, feed_server, rules=[DRONES, RECORD])
+    try:
+        assert await poll_story(h, STORY[:2]) == [1, 0]
+        await h.deliverer.deliver_due()
+        [alert] = h.sink.sent
+        payload = alert_to_dict(alert)
+        assert (payload["rule"], payload["severity"]) == ("record", "critical")
+        assert payload["evidence"]["rules"] == ["drones", "record"]
+    finally:
+        await h.close()
+
+
+async def test_cooldown_per_place_suppresses_then_expires(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """After an alert on a place, another story on it within 6 h is suppressed (and counted);
+    another place alerts; after 6 h the place alerts again."""
+    rule = {
+        "kind": "terms",
+        "id": "front",
+        "any": ["shelling", "advance", "attack"],
+        "cooldown": {"duration": "6h", "key": "place"},
+    }
+    h = await harness(tmp_path, feed_server, rules=[rule])
+    try:
+        titles = [
+            "Russian forces advance into Dnipropetrovsk region",
+            "Shelling damages houses in a Dnipropetrovsk region village",
+            "Shelling of Kharkiv injures five",
+        ]
+        assert await poll_story(h, titles) == [1, 0, 1]
+        [cooldown] = [c for c in h.store.active_cooldowns(h.clock.now()) if c.suppressed]
+        assert cooldown.rule_id == "front" and cooldown.suppressed == 1
+        h.advance(timedelta(hours=7))
+        late = "Attack on energy site in Dnipropetrovsk region, officials say"
+        assert await poll_story(h, [late], first=3) == [1]
+    finally:
+        await h.close()
+
+
+async def test_digest_batches_low_severity_alerts_into_one_message(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """Alerts no other route takes go to a default digest route: nothing until 30 minutes
+    have passed, then one digest message listing them; critical ones go at once."""
+    routes = [
+        {"sinks": ["fake"], "min_severity": "critical"},
+        {"sinks": ["fake"], "default": True, "digest": "30m"},
+    ]
+    h = await harness(tmp_path, feed_server, rules=[DRONES, RECORD], routes=routes)
+    try:
+        lows = [
+            "Drone debris falls on Odesa port",
+            "Drones strike oil refinery in Saratov",
+            "Air defence downs drones over Belgorod",
+        ]
+        h.server.add_feed("/low", fs.rss([entry(n, title=t) for n, t in enumerate(lows)]))
+        await h.poller.poll(h.feed("/low"))
+        await poll_story(h, ["Record heat wave hits Kyiv"], first=9)
+        assert await h.deliverer.deliver_due() == 1
+        assert [a.rule_id for a in h.sink.sent] == ["record"]
+        h.advance(timedelta(minutes=29))
+        assert await h.deliverer.deliver_due() == 0
+        h.advance(timedelta(minutes=2))
+        assert await h.deliverer.deliver_due() == 1
+        digest = h.sink.sent[-1]
+        assert digest.rule_id == "digest" and digest.item.title == "Digest: 3 alerts"
+        listed = [e["title"] for e in digest.evidence.details["alerts"]]
+        assert sorted(listed) == sorted(lows)
+        h.advance(timedelta(hours=1))
+        assert await h.deliverer.deliver_due() == 0 and h.store.queued_digests() == []
+    finally:
+        await h.close()
+
+
+async def test_a_later_source_threads_an_email_update(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """A second feed's report of an alerted story sends the e-mail sink a short update whose
+    thread_of (and In-Reply-To) is the first alert; the other sink gets nothing new."""
+    h = await harness(
+        tmp_path,
+        feed_server,
+        sinks=[MAIL, {"type": "console", "name": "fake"}],
+        routes=[{"sinks": ["mail", "fake"]}],
+    )
+    mail = FakeSink("mail")
+    deliverer = Deliverer(
+        h.config, h.store, {"mail": mail, "fake": h.sink}, h.clock, random.Random(1)
+    )
+    try:
+        assert await poll_story(h, STORY[:3]) == [1, 1, 1]  # the alert, then two updates
+        await deliverer.deliver_due()
+        assert len(h.sink.sent) == 1
+        first, *updates = mail.sent
+        assert [u.evidence.details["thread_of"] for u in updates] == [first.alert_id] * 2
+        assert [u.evidence.details["reason"] for u in updates] == [
+            "also reported by Feed 1",
+            "also reported by Feed 2",
+        ]
+        sink = EmailSink(h.config.sinks[0])  # type: ignore[arg-type]
+        message = sink.message(updates[0])
+        assert message["In-Reply-To"] == message_id(first.alert_id, "desk.example")
+        assert "Feed 0" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    finally:
+        await h.close()
