@@ -19,11 +19,17 @@ import click
 import structlog
 
 from monitor import __version__
+from monitor.cli_common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_STARTUP,
+    config_option,
+    load_or_exit,
+)
 from monitor.clock import Clock, FixedClock, SystemClock
 from monitor.config.loader import json_schema, load_config, summarize
 from monitor.config.models import AppConfig, ServerConfig
 from monitor.exceptions import ConfigError, MonitorError
-from monitor.observability import configure_logging, redactor
 
 if TYPE_CHECKING:
     from monitor.app import App
@@ -32,34 +38,7 @@ if TYPE_CHECKING:
 # do not load every sink, the rule engine and the HTTP stack: monitor.app (and
 # through it all of those), rich's tables.
 
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_STARTUP = 3
-
-DEFAULT_CONFIG = "config/monitor.yaml"
 T = TypeVar("T")
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    envvar="MONITOR_CONFIG",
-    show_default=True,
-    help="Configuration file (env MONITOR_CONFIG).",
-)
-
-
-def _load(config_path: Path) -> AppConfig:
-    try:
-        config = load_config(config_path)
-    except ConfigError as e:
-        click.echo(f"error: invalid configuration\n{e}", err=True)
-        sys.exit(EXIT_CONFIG)
-    configure_logging(config.logging.format, config.logging.level)
-    redactor.update(secret.get_secret_value() for secret in config.secrets())
-    return config
 
 
 def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[Any, Any, T]]) -> T:
@@ -99,7 +78,7 @@ def run(config_path: Path, watch: bool) -> None:
     """Run the daemon: poll feeds on schedule and deliver alerts until stopped."""
     from monitor.daemon import Daemon
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
 
     async def daemon(app: App) -> None:
         try:
@@ -152,7 +131,7 @@ def _server_settings(config_path: Path) -> ServerConfig:
 )
 def once(config_path: Path, at: datetime | None) -> None:
     """Poll every feed once, deliver the alerts, exit (1 only if no feed could be polled)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     clock: Clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=UTC)) if at else SystemClock()
     ok = _with_app(config, clock, _once)
     if not ok:
@@ -213,78 +192,8 @@ def schema(markdown: bool) -> None:
     click.echo(json.dumps(json_schema(), indent=2))
 
 
-@main.command()
-@config_option
-def feeds(config_path: Path) -> None:
-    """Show each feed's health: last status, errors, next poll."""
-    config = _load(config_path)
-    from monitor.storage.sqlite import SQLiteStorage
-
-    try:
-        store = SQLiteStorage(config.storage.path)
-    except MonitorError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_STARTUP)
-    try:
-        states = {s.feed_id: s for s in store.list_feed_states()}
-    finally:
-        store.close()
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("feed", "status", "errors", "last success", "next poll", "items", "last error")
-    for feed in config.feeds:
-        s = states.get(feed.id)
-        if s is None:
-            table.add_row(feed.id, "never polled", "", "", "", "", "")
-            continue
-        status = s.disabled_reason or ("" if s.last_status is None else str(s.last_status))
-        table.add_row(
-            feed.id,
-            status if feed.enabled else "off in config",
-            str(s.consecutive_errors),
-            _when(s.last_success),
-            _when(s.next_poll),
-            str(s.items_seen),
-            (s.last_error or s.warning or "")[:80],
-        )
-    Console(width=160).print(table)
-
-
-@main.command()
-@config_option
-@click.option("--limit", default=20, show_default=True, help="How many recent alerts.")
-@click.option("--dead", is_flag=True, help="Only alerts with a dead delivery.")
-def alerts(config_path: Path, limit: int, dead: bool) -> None:
-    """Show recent alerts with the state of each delivery."""
-    config = _load(config_path)
-    from monitor.storage.sqlite import SQLiteStorage
-
-    try:
-        store = SQLiteStorage(config.storage.path)
-    except MonitorError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_STARTUP)
-    try:
-        records = store.recent_alerts(limit, dead_only=dead)
-    finally:
-        store.close()
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("created", "severity", "rule", "title", "deliveries")
-    for r in records:
-        states = ", ".join(
-            f"{d.sink}:{d.state}" + (f"({d.attempts})" if d.attempts else "") for d in r.deliveries
-        )
-        table.add_row(_when(r.created_at), r.severity, r.rule_id, r.item_title[:70], states)
-    Console(width=160).print(table)
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
 from monitor.cli_analyst import register  # noqa: E402
+from monitor.cli_ops import register as register_ops  # noqa: E402
 
 register(main)
+register_ops(main)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from monitor.cli_common import EXIT_CONFIG, EXIT_FAILED, config_option
 from monitor.config.base import parse_duration
 from monitor.config.loader import load_config
 from monitor.config.models import AppConfig
@@ -27,15 +28,8 @@ from monitor.exceptions import ConfigError, MonitorError
 from monitor.rules.engine import RuleSet, Verdict
 from monitor.types import Alert, Item, Match
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-DEFAULT_CONFIG = "config/monitor.yaml"
+EXIT_USAGE = EXIT_CONFIG
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
-
-config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-    envvar="MONITOR_CONFIG", show_default=True, help="Configuration file (env MONITOR_CONFIG).",
-)  # fmt: skip
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
