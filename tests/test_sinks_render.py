@@ -289,3 +289,31 @@ async def test_send_test_through_console() -> None:
     assert line == "sink 'screen': sent test alert send-test-20250608T091502: accepted"
     assert "[TEST]" in stream.getvalue()
     assert sample_alert(NOW).severity is Severity.WARNING
+
+
+def test_evidence_lines_explain_each_kind_in_words() -> None:
+    """Console evidence reads as sentences, not dictionaries, for each kind of evidence."""
+    from monitor.sinks.render import evidence_lines
+
+    details = {
+        "rules": ["escalation-score", "new-front"],
+        "novelty": {
+            "place": {"id": "UA-12", "name": "Dnipropetrovsk Oblast"},
+            "reason": "new region of a known country",
+            "context_terms": ["advancing into"],
+        },
+        "score": 9.5,
+        "breakdown": {"territorial": 4.5, "weapons": 3},
+        "numbers": [{"value": 479, "noun": "drones", "text": "479"}],
+        "places": [
+            {"name": "Dnipropetrovsk Oblast", "kind": "region", "region": "UA-12"},
+            {"name": "Pavlohrad", "kind": "city", "region": "UA-12"},
+        ],
+    }
+    assert evidence_lines(details) == [
+        "rules: escalation-score, new-front",
+        "novelty: Dnipropetrovsk Oblast: new region of a known country (context: advancing into)",
+        "score: 9.5 (territorial 4.5, weapons 3)",
+        "numbers: 479 drones ('479')",
+        "places: Dnipropetrovsk Oblast, Pavlohrad (UA-12)",
+    ]

@@ -8,6 +8,7 @@ other helpers read the evidence the way every human-facing sink shows it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,6 @@ SEVERITY_COLOUR = {
 }
 _SEVERITY_MARK = SEVERITY_MARK
 # Details the console shows in their own way (or not at all).
-_CONSOLE_SKIPPED = frozenset({"kind", "snippet", "sources", "alerts", "story"})
 
 
 def iso(moment: datetime) -> str:
@@ -76,10 +76,7 @@ def console_block(alert: Alert, *, width: int = 100) -> str:
     words = matched_words(alert)
     if words:
         lines.append("  matched: " + ", ".join(words))
-    for key, value in alert.evidence.details.items():
-        if key in _CONSOLE_SKIPPED:
-            continue
-        lines.append(f"  {key}: {value}")
+    lines.extend(f"  {line}" for line in evidence_lines(alert.evidence.details))
     others = sources(alert)
     if others:
         lines.append(f"  also reported by {len(others)}: " + ", ".join(others))
@@ -90,14 +87,58 @@ def console_block(alert: Alert, *, width: int = 100) -> str:
     return "\n".join(lines)
 
 
+def evidence_lines(details: Mapping[str, Any]) -> list[str]:
+    """Kind-specific evidence as short human lines: why the rules fired, not raw data."""
+    lines: list[str] = []
+    rules = _as_list(details.get("rules"))
+    if len(rules) > 1:
+        lines.append("rules: " + ", ".join(map(str, rules)))
+    novelty = details.get("novelty")
+    if isinstance(novelty, dict):
+        place = novelty.get("place") or {}
+        name = place.get("name", "?") if isinstance(place, dict) else str(place)
+        context = ", ".join(map(str, _as_list(novelty.get("context_terms"))))
+        lines.append(
+            f"novelty: {name}: {novelty.get('reason', 'new')}"
+            + (f" (context: {context})" if context else "")
+        )
+    burst = details.get("burst")
+    if isinstance(burst, dict):
+        lines.append(
+            f"burst: {burst.get('key')}: {burst.get('sources')} sources in the window, "
+            f"{burst.get('mentions_in_window')} mentions vs {burst.get('baseline_rate_per_window')}"
+            " usual"
+        )
+    if "score" in details:
+        parts = details.get("breakdown")
+        shown = ", ".join(f"{k} {v:g}" for k, v in parts.items()) if isinstance(parts, dict) else ""
+        lines.append(f"score: {details['score']:g}" + (f" ({shown})" if shown else ""))
+    numbers = [
+        f"{n.get('value')} {n.get('noun', '')}".strip() + f" ({n.get('text')!r})"
+        for n in _as_list(details.get("numbers"))
+        if isinstance(n, dict)
+    ]
+    if numbers:
+        lines.append("numbers: " + ", ".join(numbers))
+    named = places_from(details)
+    if named:
+        lines.append("places: " + ", ".join(named))
+    return lines
+
+
 def places(alert: Alert) -> list[str]:
+    """Place names from ``details["places"]`` of an alert."""
+    return places_from(alert.evidence.details)
+
+
+def places_from(details: Mapping[str, Any]) -> list[str]:
     """Place names from ``details["places"]``: strings, or dicts with a name (and region)."""
-    names = []
-    for place in _as_list(alert.evidence.details.get("places")):
+    names: list[str] = []
+    for place in _as_list(details.get("places")):
         if isinstance(place, dict):
             name = str(place.get("name") or place.get("text") or place.get("id") or "")
             region = place.get("region")
-            if name and region and region != name:
+            if name and region and place.get("kind", "city") == "city":
                 name = f"{name} ({region})"
         else:
             name = str(place)
