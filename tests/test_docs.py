@@ -57,3 +57,17 @@ def test_docs_configuration_md_is_up_to_date() -> None:
     """docs/configuration.md is exactly what `monitor schema --markdown` prints."""
     assert DOC.exists(), f"docs/configuration.md is missing; {REGENERATE}"
     assert DOC.read_text(encoding="utf-8") == reference(), f"out of date; {REGENERATE}"
+
+
+def test_the_readme_quick_tour_config_is_valid(tmp_path: Path) -> None:
+    """The configuration shown in the README's quick tour loads and its rules compile."""
+    from monitor.config.loader import load_config
+    from monitor.rules.compile import compile_rules
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("## Quick tour")
+    block = readme[readme.index("```yaml\n", start) + 8 :]
+    block = block[: block.index("```")]
+    (tmp_path / "rules.yaml").write_text("rules: []\n")
+    (tmp_path / "tour.yaml").write_text(block)
+    compile_rules(load_config(tmp_path / "tour.yaml", env={}).rules)
