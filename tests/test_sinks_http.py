@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +16,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from monitor.clock import FixedClock
-from monitor.config.models import SlackSinkConfig, WebhookSinkConfig
+from monitor.config.models import AppConfig, SlackSinkConfig, WebhookSinkConfig
 from monitor.deliver import Deliverer
 from monitor.exceptions import SinkError
 from monitor.sinks import build_sink, send_test
@@ -43,12 +47,13 @@ def webhook(rx: WebhookReceiver, **kw: Any) -> WebhookSink:
     return sink
 
 
-def slack(rx: WebhookReceiver) -> SlackSink:
+def slack(rx: WebhookReceiver, min_interval: float = 0) -> SlackSink:
     config = SlackSinkConfig(
         type="slack",
         name="desk",
         webhook_url=SecretStr(rx.url("/services/T000/B000/XXXXSECRET")),
         timeout=timedelta(seconds=1),
+        min_interval=timedelta(seconds=min_interval),
     )
     sink = build_sink(config)
     assert isinstance(sink, SlackSink)
@@ -282,3 +287,60 @@ async def test_malformed_url_is_permanent_and_hidden(url: str) -> None:
     finally:
         await sink.close()
     assert "SECRETPATH" not in str(info.value)
+
+
+async def test_slack_messages_are_paced(receiver: WebhookReceiver) -> None:
+    """Slack gets at most one message per min_interval; the rest wait instead of hitting 429."""
+    sink = slack(receiver, min_interval=0.3)
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(sink.send(make_alert(alert_id=f"a{i}")) for i in range(3)))
+        elapsed = time.monotonic() - started
+    finally:
+        await sink.close()
+    assert len(receiver.requests) == 3
+    assert elapsed >= 0.6  # two gaps of 0.3 s between three messages
+
+
+async def test_a_hanging_sink_does_not_delay_the_others(tmp_path: Path) -> None:
+    """While one webhook hangs, another sink's alert is delivered and marked at once."""
+    from monitor.storage.sqlite import SQLiteStorage
+    from monitor.types import ClaimRequest, OutboxEntry
+
+    with WebhookReceiver() as slow_rx, WebhookReceiver() as fast_rx:
+        slow_rx.default = Hang(5)
+        config = AppConfig.model_validate(
+            {
+                "sinks": [
+                    {"type": "webhook", "name": "slow", "url": slow_rx.url(), "timeout": "10s"},
+                    {"type": "webhook", "name": "fast", "url": fast_rx.url(), "timeout": "10s"},
+                ],
+                "routes": [{"sinks": ["slow", "fast"]}],
+            }
+        )
+        store = SQLiteStorage(tmp_path / "m.db")
+        alert = make_alert()
+        store.claim([ClaimRequest(alert.item, (OutboxEntry(alert, ("slow", "fast")),))], NOW)
+        sinks = {c.name: build_sink(c) for c in config.sinks}
+        deliverer = Deliverer(config, store, sinks, FixedClock(NOW))
+        task = asyncio.create_task(deliverer.deliver_due())
+        try:
+
+            def states() -> dict[str, str]:
+                [record] = store.recent_alerts()
+                return {d.sink: d.state for d in record.deliveries}
+
+            for _ in range(100):
+                if states()["fast"] == "delivered":
+                    break
+                await asyncio.sleep(0.02)
+            assert len(fast_rx.requests) == 1 and len(slow_rx.requests) == 1
+            assert states() == {"fast": "delivered", "slow": "pending"}
+            assert not task.done()  # the slow sink is still hanging
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for sink in sinks.values():
+                await sink.close()
+            store.close()

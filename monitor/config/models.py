@@ -110,6 +110,11 @@ class SlackSinkConfig(HttpSinkBase):
     template: Path | None = Field(
         None, description="Jinja2 file for the plain-text fallback (`text`); default built in."
     )
+    min_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="Least time between two messages: Slack accepts about one per second "
+        "per webhook, so alerts queue rather than hit 429s.",
+    )
 
     @field_validator("webhook_url")
     @classmethod

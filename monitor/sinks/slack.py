@@ -12,7 +12,9 @@ Slack's limits are kept by construction — header 150 characters, section text
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -255,6 +257,9 @@ class SlackSink:
             receiver="Slack",
             clock=clock,
         )
+        # Pacing is wall-clock spacing between requests, not alert time: monotonic is right.
+        self._pace = asyncio.Lock()
+        self._last_sent = float("-inf")
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         cfg = self.config
@@ -267,9 +272,18 @@ class SlackSink:
         )
 
     async def deliver(self, alert: Alert) -> str:
-        """Send; return Slack's answer ('200 OK: ok')."""
+        """Send, no sooner than ``min_interval`` after the last; return Slack's answer."""
         body = json.dumps(self.payload(alert), ensure_ascii=False).encode("utf-8")
-        return await self._poster.post(body, {"Content-Type": "application/json; charset=utf-8"})
+        async with self._pace:
+            wait = self._last_sent + self.config.min_interval.total_seconds() - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await self._poster.post(
+                    body, {"Content-Type": "application/json; charset=utf-8"}
+                )
+            finally:
+                self._last_sent = time.monotonic()
 
     async def send(self, alert: Alert) -> None:
         await self.deliver(alert)
