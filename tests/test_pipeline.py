@@ -271,3 +271,20 @@ async def test_a_permanent_sink_failure_is_dead_at_once(h: Harness) -> None:
     assert [(d.state, d.attempts) for d in record.deliveries] == [("dead", 1)]
     assert h.store.retry_dead(record.alert_id, h.clock.now()) == 1
     assert await h.deliverer.deliver_due() == 1
+
+
+@pytest.mark.parametrize(
+    "odd", [fs.invalid_utf8_feed, fs.cp1251_feed_declared_utf8], ids=["invalid-utf8", "cp1251"]
+)
+async def test_badly_encoded_feeds_are_used_with_a_warning(
+    h: Harness, odd: Callable[[], fs.Behaviour]
+) -> None:
+    """A feed with bytes that contradict its charset is read with a warning, and never twice."""
+    h.server.set_route("/feed", odd())
+    first = await h.poller.poll(h.feed())
+    assert (first.status, first.new) == ("ok", 1)
+    state = h.store.get_feed_state("feed")
+    assert state is not None and state.warning and state.last_error is None
+    again = await h.poller.poll(h.feed())
+    assert again.new == 0
+    assert h.store.count_items() == 1
