@@ -216,3 +216,17 @@ def test_kill_during_delivery_redelivers_with_the_same_key(
     assert accepted == set(keys_by_alert)
     db = tmp_path / "monitor.db"
     assert query(db, "SELECT DISTINCT state FROM deliveries") == [("delivered",)]
+
+
+def test_the_shipped_config_passes_check() -> None:
+    """`monitor check` accepts config/monitor.yaml as shipped and summarises it."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        monitor("check", "-c", str(root / "config" / "monitor.yaml")),
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "MONITOR_DB": str(root / "data" / "unused.db")},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
+    assert "OK" in out and "feeds: 15" in out and "novelty" in out
