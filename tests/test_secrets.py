@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor import cli
 from monitor.app import build_app
+from monitor.cli_common import load_or_exit
 from monitor.clock import SystemClock
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon
@@ -150,7 +150,7 @@ def test_loading_hands_the_secrets_to_the_log_redactor(tmp_path: Path) -> None:
     """After the CLI loads a config, a secret that slips into any log line (structlog or a
     stdlib logger such as httpx's) is masked."""
     stream = io.StringIO()
-    cli._load(secret_sinks(tmp_path, TOKEN, HMAC_SECRET))
+    load_or_exit(secret_sinks(tmp_path, TOKEN, HMAC_SECRET))
     configure_logging("json", "info", stream=stream)
     structlog.get_logger("monitor").error("oops", error=f"POST https://hooks.test/{TOKEN}")
     logging.getLogger("httpx").warning("signing with %s", HMAC_SECRET)
