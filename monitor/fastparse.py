@@ -24,7 +24,6 @@ feeds and the feedparser and Feed Validator corpora.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,6 +114,9 @@ _SUMMARIES = _names("rss:description rss1:description atom:summary")
 _EMPTY = _names("rss:enclosure media:content media:thumbnail atom:link")
 _ATOM_TEXT = _names("atom:title atom:subtitle atom:summary atom:content")
 _RSS_TEXT = _names("rss:title rss:description rss1:title rss1:description content:encoded")
+# Elements _check_child has more to check for than "at most one of each" (and _RSS_TEXT
+# with attributes).
+_CHECKED = _DATES | _ATOM_TEXT | {"atom:link"}
 _HTML_LINK_TYPES = (b"text/html", b"application/xhtml+xml")
 _NO_ATTRIBUTES: dict[bytes, bytes] = {}
 
@@ -220,43 +222,50 @@ def _check_shape(body: bytes) -> tuple[str, list[bool]]:
     """
     prefixes: dict[bytes, str] = {}
     names: dict[bytes, str] = {}  # raw tag -> canonical name; prefixes are never re-bound
-    stack: list[tuple[str, Counter[str] | None]] = []
+    stack: list[tuple[str, dict[str, int] | None]] = []
     summaries: list[bool] = []
     root = ""
     empty_from = -1  # where an element that must be empty opened
     for token in _TOKEN.finditer(body):
         bang, close, name, attrs, self_closing = token.groups()
-        if bang:
-            raise _Decline  # DOCTYPE or ENTITY
         if name is None:
+            if bang:
+                raise _Decline  # DOCTYPE or ENTITY
             continue
         if close:
             if not stack or names.get(name) != stack[-1][0]:
                 raise _Decline  # an end tag that does not close the open element
-            if empty_from >= 0 and body[empty_from : token.start()].strip():
-                raise _Decline
-            empty_from = -1
+            if empty_from >= 0:
+                if body[empty_from : token.start()].strip():
+                    raise _Decline
+                empty_from = -1
             stack.pop()
             continue
         parsed = _attributes(attrs, prefixes, root=root) if b"=" in attrs else _NO_ATTRIBUTES
         element = names.get(name) or names.setdefault(name, _canonical(name, prefixes))
-        if not root:
-            if element not in _ROOTS or (b"xml:lang" in parsed and element != "atom:feed"):
-                raise _Decline  # feedparser takes a root xml:lang as the RSS feed's language
-            root = element
-        else:
+        if root:
             parent, seen = stack[-1] if stack else ("", None)
             if element not in _CHILDREN.get(parent, ()):
                 raise _Decline
             if seen is not None:
-                _check_child(element, parsed, seen)
+                if element in _CHECKED or (parsed and element in _RSS_TEXT):
+                    _check_child(element, parsed, seen)
+                else:  # _check_child's only checks for an element like this, inlined
+                    count = seen[element] = seen.get(element, 0) + 1
+                    if count > 1 and element in _ONCE:
+                        raise _Decline
             if element in _ENTRIES:
                 summaries.append(False)
             elif element in _SUMMARIES and parent in _ENTRIES:
                 summaries[-1] = True
+        else:
+            if element not in _ROOTS or (b"xml:lang" in parsed and element != "atom:feed"):
+                raise _Decline  # feedparser takes a root xml:lang as the RSS feed's language
+            root = element
         if not self_closing:
-            stack.append((element, Counter() if element in _CONTAINERS else None))
-            empty_from = token.end() if element in _EMPTY else -1
+            stack.append((element, {} if element in _CONTAINERS else None))
+            if element in _EMPTY:
+                empty_from = token.end()
     if stack or not root:
         raise _Decline
     return root, summaries
@@ -285,7 +294,7 @@ def _canonical(name: bytes, prefixes: dict[bytes, str]) -> str:
     return f"{_NAMESPACES[uri or '']}:{local.decode('ascii', 'replace')}"
 
 
-def _check_child(element: str, attrs: Mapping[bytes, bytes], seen: Counter[str]) -> None:
+def _check_child(element: str, attrs: Mapping[bytes, bytes], seen: dict[str, int]) -> None:
     """No second title, summary, date or alternate link; Atom text only as text or html."""
     key = element
     if element == "atom:link":
@@ -301,10 +310,10 @@ def _check_child(element: str, attrs: Mapping[bytes, bytes], seen: Counter[str])
         raise _Decline
     if element in _RSS_TEXT and attrs:
         raise _Decline  # feedparser honours type= and mode= even in RSS
-    seen[key] += 1
-    if seen[key] > 1 and (element in _ONCE or key == "atom:link b'alternate'"):
+    count = seen[key] = seen.get(key, 0) + 1
+    if count > 1 and (element in _ONCE or key == "atom:link b'alternate'"):
         raise _Decline
-    if element in _DATES and sum(seen[d] for d in _DATES) > 1:
+    if element in _DATES and sum(seen.get(d, 0) for d in _DATES) > 1:
         raise _Decline
 
 

@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
-from urllib.parse import urljoin
 
 from monitor.exceptions import ParseError
 from monitor.fastparse import parse_fast
 from monitor.html import fold_whitespace, html_to_text, looks_like_html, truncate
 from monitor.types import Item
-from monitor.urls import canonical_url, is_web_url
+from monitor.urls import canonical_web_url
 
 __all__ = ["SUMMARY_LIMIT", "TITLE_LIMIT", "ParsedFeed", "detect_language", "parse_feed"]
 
@@ -346,12 +345,7 @@ def _item_url(link: object, base: str) -> str | None:
     """The canonical http(s) link, or None (no link, or javascript:, mailto: and the like)."""
     if not isinstance(link, str) or not link.strip():
         return None
-    try:
-        resolved = urljoin(base, link.strip())
-    except ValueError:
-        return None
-    url = canonical_url(resolved)
-    return url if is_web_url(url) else None
+    return canonical_web_url(link, base)
 
 
 def _sha1(text: str) -> str:

@@ -5,8 +5,8 @@ The dataflow, as a shell pipeline::
     state(feed) | fetch --if-none-match | [304 or same hash: stop] | parse
         | unseen | assess rules (against history)
         | plan (suppress: join/start a story, min_sources gates, cooldowns, route, digest)
-        | claim+enqueue+record mentions+story+cooldowns+digest queue (one transaction)
-        | save state
+        | claim+enqueue+record mentions+story+cooldowns+digest queue+save state
+          (one transaction; a 304, an unchanged body or an error only saves state)
 
     due deliveries | sink.send | mark delivered / retry later / dead
 
@@ -116,10 +116,12 @@ class Poller:
                 return self._record(PollOutcome(feed.id, "disabled"))
             now = self.clock.now()
             try:
-                outcome, new_state = await self._poll(feed, state, now)
+                outcome, new_state, saved = await self._poll(feed, state, now)
             except MonitorError as e:
                 outcome, new_state = self._failed(feed, state, e, now)
-            self.storage.save_feed_state(new_state)
+                saved = False
+            if not saved:
+                self.storage.save_feed_state(new_state)
             _log_outcome(outcome, new_state, started)
             return self._record(replace(outcome, next_poll=new_state.next_poll))
 
@@ -130,7 +132,9 @@ class Poller:
 
     async def _poll(
         self, feed: FeedConfig, state: FeedState, now: datetime
-    ) -> tuple[PollOutcome, FeedState]:
+    ) -> tuple[PollOutcome, FeedState, bool]:
+        """The outcome, the feed's new state, and whether that state is saved already
+        (with the claimed items, in one transaction)."""
         result = await self.fetcher.fetch(
             state.url, etag=state.etag, last_modified=state.last_modified
         )
@@ -139,14 +143,14 @@ class Poller:
         )
         if result.body is None:
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
-            return PollOutcome(feed.id, "not_modified", http_status=304), new_state
+            return PollOutcome(feed.id, "not_modified", http_status=304), new_state, False
         body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == state.body_hash:
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
             outcome = PollOutcome(
                 feed.id, "unchanged", http_status=result.status, body_bytes=len(result.body)
             )
-            return outcome, new_state
+            return outcome, new_state, False
         parsed = parse_feed(
             result.body,
             result.headers,
@@ -161,16 +165,17 @@ class Poller:
         requests, matched = self._claim_requests(
             feed, parsed, first_poll=not state.ever_succeeded, now=now
         )
-        claim = self.storage.claim(requests, now)
-        new_state = decide.after_success(
+        before_claim = decide.after_success(
             state,
             result,
             now=now,
             next_poll=next_poll,
             body_hash=body_hash,
-            claimed=len(claim.claimed),
             warning=parsed.warning,
         )
+        # The store saves the state with the items, counting the ones it claimed.
+        claim = self.storage.claim(requests, now, feed_state=before_claim)
+        new_state = replace(before_claim, items_seen=before_claim.items_seen + len(claim.claimed))
         outcome = PollOutcome(
             feed.id,
             "ok",
@@ -181,7 +186,7 @@ class Poller:
             http_status=result.status,
             body_bytes=len(result.body),
         )
-        return _with_alert_counts(outcome, requests, claim.claimed), new_state
+        return _with_alert_counts(outcome, requests, claim.claimed), new_state, True
 
     def _claim_requests(
         self, feed: FeedConfig, parsed: ParsedFeed, *, first_poll: bool, now: datetime

@@ -135,6 +135,12 @@ def tokens(text: str) -> list[Token]:
     return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
+def sentence_ends_in(text: str, start: int, end: int) -> bool:
+    """Whether a sentence ends in ``text[start:end]`` (as :func:`sentences` splits it)."""
+    m = _SENTENCE_END.search(text, start)
+    return m is not None and m.start() < end
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
     """Sentence spans ``[start, end)``; a light splitter good enough for proximity windows."""
     spans: list[tuple[int, int]] = []

@@ -11,9 +11,16 @@ non-ASCII characters are percent-encoded as UTF-8.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "canonical_url", "is_web_url"]
+__all__ = [
+    "TRACKING_PARAMS",
+    "TRACKING_PREFIXES",
+    "canonical_url",
+    "canonical_web_url",
+    "is_web_url",
+]
 
 # Query parameters that identify a campaign, a click or a referrer, never the
 # page. Compared lower-cased, after percent-decoding the key.
@@ -97,6 +104,11 @@ def canonical_url(url: str, base: str | None = None) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
+    return _canonical(parts)[0]
+
+
+def _canonical(parts: SplitResult) -> tuple[str, str]:
+    """The canonical URL from ``parts``, and its netloc."""
     scheme = parts.scheme.lower()
     netloc = _netloc(scheme, parts.netloc)
     path = _normalise_escapes(parts.path, _PATH_SAFE)
@@ -108,7 +120,47 @@ def canonical_url(url: str, base: str | None = None) -> str:
         if pair and not _is_tracking(pair)
     )
     fragment = parts.fragment if parts.fragment.startswith("!") else ""
-    return urlunsplit((scheme, netloc, path, query, fragment))
+    return urlunsplit((scheme, netloc, path, query, fragment)), netloc
+
+
+def canonical_web_url(link: str, base: str) -> str | None:
+    """``canonical_url(urljoin(base, link))`` if that is a web URL (``is_web_url``), else None;
+    also None when either cannot be split.
+
+    An absolute http(s) link, the usual case, is split once instead of four times:
+    urljoin returns such a link as it is or re-joined from its parts, which
+    canonicalises the same, except for ``;`` parameters (urlparse's, not urlsplit's).
+    """
+    link = link.strip()
+    if not link:
+        return None
+    # Whitespace (which canonical_url would strip from urljoin's result) also takes the
+    # long way; isprintable() is False for all of it but the ASCII space.
+    simple = link.isprintable() and " " not in link and ";" not in link
+    if simple and link.startswith(("http://", "https://")) and _splits(base):
+        try:
+            parts = urlsplit(link)
+        except ValueError:
+            return None  # urljoin would have raised the same
+        if parts.netloc:
+            url, netloc = _canonical(parts)
+            if netloc and url.isascii() and "[" not in netloc:
+                return url  # splitting it again would find this netloc, and refuse nothing
+            return url if is_web_url(url) else None
+    try:
+        url = canonical_url(urljoin(base, link))
+    except ValueError:
+        return None
+    return url if is_web_url(url) else None
+
+
+@lru_cache(maxsize=256)
+def _splits(base: str) -> bool:
+    try:
+        urlsplit(base)
+    except ValueError:
+        return False
+    return True
 
 
 def is_web_url(url: str) -> bool:

@@ -18,6 +18,7 @@ _RULES = TypeAdapter(list[RuleConfig])
 NOW = datetime(2025, 6, 8, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 TEXT = "Explosions reported in the Dnipropetrovsk region overnight"
 KEY = "place:UA-12"
 
@@ -37,10 +38,14 @@ def burst(**kw: Any) -> RuleSet:
     return compile_rules(_RULES.validate_python([rule | kw]))
 
 
-def history(*mentions: tuple[str, str, timedelta]) -> MemoryHistory:
-    """Past mentions as (key, source, how long before NOW)."""
+WARM = ("place:elsewhere", "z", 15 * DAY)  # history older than window + baseline_window
+
+
+def history(*mentions: tuple[str, str, timedelta], warm: bool = True) -> MemoryHistory:
+    """Past mentions as (key, source, how long before NOW); ``warm``: with a mention of
+    another key 15 days back, so that the history covers a 14-day baseline."""
     h = MemoryHistory()
-    for n, (key, source, ago) in enumerate(mentions):
+    for n, (key, source, ago) in enumerate((WARM, *mentions) if warm else mentions):
         h.add([Mention(key, NOW - ago)], item_id=f"past-{n}", source=source)
     return h
 
@@ -139,7 +144,7 @@ def test_assess_records_tracked_terms_as_mentions() -> None:
 
 def test_a_burst_fires_once_per_crossing_in_a_stream() -> None:
     """Replaying a stream, the alert comes with the third source only."""
-    rules, h = burst(), MemoryHistory()
+    rules, h = burst(), history()
     alerts = []
     for n, feed in enumerate(["a", "a", "b", "c", "d", "c", "e"]):
         item = Item(f"i{n}", feed, TEXT, "", None, NOW + n * MIN)
@@ -147,6 +152,53 @@ def test_a_burst_fires_once_per_crossing_in_a_stream() -> None:
         alerts += [(n, feed) for _ in assessment.matches]
         h.add(assessment.mentions, item_id=item.id, source=feed)
     assert alerts == [(3, "c")]
+
+
+@pytest.mark.parametrize(
+    ("oldest", "fires"),
+    [
+        (None, False),  # an empty history
+        (3 * DAY, False),  # three days: no 14-day baseline yet
+        (14 * DAY, False),  # 14 days, but the window's 2 h are not before the baseline
+        (14 * DAY + 2 * timedelta(hours=1), True),  # window + baseline_window: covered
+    ],
+)
+def test_a_burst_waits_until_history_covers_its_baseline(
+    oldest: timedelta | None, fires: bool
+) -> None:
+    """On a cold start every busy place would burst (an empty baseline counts as one
+    mention): the rule is silent until the oldest mention is window + baseline_window old."""
+    past = [(KEY, "a", 30 * MIN), (KEY, "b", 60 * MIN)]
+    if oldest is not None:
+        past.append(("place:elsewhere", "z", oldest))
+    h = history(*past, warm=False)
+    assert bool(fired(burst(), h)) is fires
+
+
+def test_explain_says_how_short_the_history_is() -> None:
+    """The reason gives the days of history held and the days the baseline needs."""
+    h = history((KEY, "a", 30 * MIN), (KEY, "b", 60 * MIN), (KEY, "z", 3 * DAY + 2 * HOUR),
+                warm=False)  # fmt: skip
+    item = Item("i", "c", TEXT, "", None, NOW)
+    [verdict] = burst().explain(item, history=h, now=NOW)
+    assert verdict.reason == "history too short for a baseline: 3 days of 14"
+    [verdict] = burst().explain(item, history=MemoryHistory(), now=NOW)
+    assert verdict.reason == "history too short for a baseline: 0 days of 14"
+
+
+def test_a_cold_start_stream_is_silent_until_the_baseline_is_covered() -> None:
+    """Replaying a daily burst (three feeds within minutes) from an empty history: the
+    first 15 days are warm-up (14 days of baseline, 2 h of window); day 15 fires."""
+    rules, h = burst(), MemoryHistory()
+    days = []
+    for day in range(17):
+        for n, feed in enumerate("abc"):
+            at = NOW + day * DAY + n * MIN
+            item = Item(f"i{day}-{n}", feed, TEXT, "", None, at)
+            assessment = rules.assess(item, history=h, now=at)
+            days += [day for _ in assessment.matches]
+            h.add(assessment.mentions, item_id=item.id, source=feed)
+    assert days == [15, 16]
 
 
 @pytest.mark.parametrize(

@@ -150,6 +150,15 @@ def test_random_mentions_match_a_brute_force_count(rec: Recorder, seed: int) -> 
         assert rec.history.seen(key, since, until, in_context=False) is bool(inside)
 
 
+def test_earliest_is_the_oldest_mention_of_any_key(rec: Recorder) -> None:
+    """``earliest`` is None for an empty history, else the oldest mention's time."""
+    assert rec.history.earliest() is None
+    rec.record("a", m("place:UA-12", NOW - H))
+    rec.record("b", m("term:oreshnik", NOW - 30 * H, in_context=False))
+    rec.record("c", m("place:MD", NOW - 2 * H))
+    assert rec.history.earliest() == NOW - 30 * H
+
+
 # -- SQLite only: mentions ride on claim, and are pruned -------------------------------
 
 

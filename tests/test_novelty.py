@@ -12,7 +12,7 @@ from monitor.config.rule_models import RuleConfig
 from monitor.exceptions import RuleError
 from monitor.rules.compile import compile_rules
 from monitor.rules.engine import RuleSet
-from monitor.rules.history import MemoryHistory
+from monitor.rules.history import MemoryHistory, context_id, context_key, place_key
 from monitor.types import Item, Match, Mention, Severity
 
 _RULES = TypeAdapter(list[RuleConfig])
@@ -48,10 +48,18 @@ def item(title: str, summary: str = "", *, feed: str = "f", published: datetime 
     return Item("i", feed, title, summary, None, published)
 
 
+# The history key of a place seen with novelty()'s context near it.
+CONTEXT_ID = context_id(CONTEXT, None, inflect=True)
+
+
 def history(*mentions: tuple[str, datetime, bool]) -> MemoryHistory:
+    """Past mentions as (place id, when, with novelty()'s context near it)."""
     h = MemoryHistory()
-    for n, (key, at, in_context) in enumerate(mentions):
-        h.add([Mention(key, at, in_context)], item_id=f"past-{n}", source=f"feed-{n}")
+    for n, (place, at, in_context) in enumerate(mentions):
+        keys = [Mention(place_key(place), at, in_context)]
+        if in_context:
+            keys.append(Mention(context_key(CONTEXT_ID, place), at, True))
+        h.add(keys, item_id=f"past-{n}", source=f"feed-{n}")
     return h
 
 
@@ -115,10 +123,10 @@ def test_does_not_fire_on_known_or_out_of_context_places(text: str, rule: dict[s
 @pytest.mark.parametrize(
     ("seen", "fires"),
     [
-        (("place:UA-12", NOW - 10 * DAY, True), False),  # seen in context within the window
-        (("place:UA-12", NOW - 91 * DAY, True), True),  # seen, but before the window
-        (("place:UA-12", NOW - 10 * DAY, False), True),  # mentioned, never in context
-        (("place:UA-14", NOW - 10 * DAY, True), True),  # another region
+        (("UA-12", NOW - 10 * DAY, True), False),  # seen in context within the window
+        (("UA-12", NOW - 91 * DAY, True), True),  # seen, but before the window
+        (("UA-12", NOW - 10 * DAY, False), True),  # mentioned, never in context
+        (("UA-14", NOW - 10 * DAY, True), True),  # another region
     ],
 )
 def test_history_within_the_window_makes_a_place_known(
@@ -128,10 +136,50 @@ def test_history_within_the_window_makes_a_place_known(
     assert bool(fired(ruleset(novelty()), SEED, history(seen))) is fires
 
 
+def test_each_rule_reads_the_history_of_its_own_context() -> None:
+    """A strike seen near a region hides it from a strike rule, not from an advance rule;
+    a rule with the same context (in another order and case) shares the strike's history."""
+    strike = novelty(id="strike", context={"terms": ["strik*", "drone*"], "within": 5})
+    advance = novelty(id="advance", context={"terms": ["advanc*", "troops"], "within": 5})
+    same = novelty(id="same", context={"terms": ["Drone*", "strik*"], "within": 5})
+    rules = ruleset(strike, advance, same)
+    h = MemoryHistory()
+    past = rules.assess(item("Drones struck Pavlohrad overnight", published=NOW - DAY), now=NOW)
+    h.add(past.mentions, item_id="past", source="f")
+    now_strike = [m.rule_id for m in fired(rules, "Drones struck Pavlohrad again", h)]
+    now_advance = [m.rule_id for m in fired(rules, "Troops advance on Pavlohrad", h)]
+    assert (now_strike, now_advance) == ([], ["advance"])
+    h.add(rules.assess(item("Troops advance on Pavlohrad"), now=NOW).mentions, item_id="x",
+          source="g")  # fmt: skip
+    assert fired(rules, "Troops advanced into Pavlohrad", h) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("Troops advanced into Pavlohrad, officials said", True),
+        ("Putin, visiting Pavlohrad, said troops would advance", False),  # an aside
+        ("Troops shelled Sumy; Pavlohrad is calm", False),  # a semicolon
+        ("Troops advanced (far from Pavlohrad) overnight", False),  # parentheses
+        ("Troops advanced overnight - Pavlohrad is calm", False),  # a dash between spaces
+        ("Drones struck Sumy, Kharkiv and Pavlohrad overnight", True),  # a list of places
+        ("Drones struck Sumy, and Pavlohrad overnight", True),
+        ("Pavlohrad: troops advance", True),  # a headline colon
+        ("Troops advanced. Pavlohrad is calm", False),  # a sentence end
+    ],
+)
+def test_a_word_window_stops_at_clause_punctuation(text: str, fires: bool) -> None:
+    """``within: N`` counts words of the place's clause: commas (except between listed
+    places), semicolons, parentheses, spaced dashes and sentence ends stop it."""
+    rules = ruleset(novelty(context={"terms": CONTEXT, "within": 6}))
+    found = [p["id"] for m in fired(rules, text) for p in m.evidence.details["places"]]
+    assert ("gn:697889" in found) is fires  # Pavlohrad
+
+
 def test_a_country_seen_in_history_is_known() -> None:
     """A country seen in context makes its new regions "new region of a known country"."""
     rules = ruleset(novelty(baseline=[]))
-    h = history(("place:MD", NOW - DAY, True))
+    h = history(("MD", NOW - DAY, True))
     [match] = fired(rules, "Drones struck Cahul in the south overnight", h)
     assert match.evidence.details["novelty"]["reason"] == "new region of a known country"
     [match] = fired(rules, "Russian drones struck Moldova's capital Chisinau")
@@ -160,15 +208,17 @@ def test_without_history_the_baseline_alone_decides() -> None:
 
 
 def test_assess_returns_mentions_rolled_up_with_context() -> None:
-    """Each place is a mention with its region and country, in context or not."""
+    """Each place is a mention with its region and country, in context or not; in context,
+    also under the context's own key."""
     rules = ruleset(novelty())
     jazz = rules.assess(item("Dnipro hosts a jazz festival"), now=NOW).mentions
     assert {(m.key, m.in_context) for m in jazz} == {
         ("place:gn:709930", False), ("place:UA-12", False), ("place:UA", False)
     }  # fmt: skip
     strike = rules.assess(item("Russian missiles struck Pavlohrad overnight"), now=NOW)
+    ids = ("gn:697889", "UA-12", "UA")
     assert {m.key for m in strike.mentions if m.in_context} == {
-        "place:gn:697889", "place:UA-12", "place:UA"
+        *(place_key(i) for i in ids), *(context_key(CONTEXT_ID, i) for i in ids)
     }  # fmt: skip
     assert {m.at for m in strike.mentions} == {NOW}
 
@@ -209,7 +259,7 @@ def test_every_match_lists_the_items_places() -> None:
 def test_explain_says_why_a_place_is_not_new() -> None:
     """The reason names the known place and why it is known."""
     rules = ruleset(novelty())
-    h = history(("place:UA-12", NOW - DAY, True))
+    h = history(("UA-12", NOW - DAY, True))
     [verdict] = rules.explain(item(SEED), history=h, now=NOW)
     assert "UA-12 is known (seen in context within 90d)" in verdict.reason
     assert "UA is known (in the baseline)" in verdict.reason

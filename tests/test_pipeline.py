@@ -288,3 +288,15 @@ async def test_badly_encoded_feeds_are_used_with_a_warning(
     again = await h.poller.poll(h.feed())
     assert again.new == 0
     assert h.store.count_items() == 1
+
+
+async def test_a_poll_saves_its_feed_state_with_its_items(h: Harness) -> None:
+    """The feed's state after a poll with new items counts them, written with the claim."""
+    h.server.add_feed("/feed", fs.rss([entry(1), entry(2)]))
+    await h.poller.poll(h.feed())
+    state = h.store.get_feed_state("feed")
+    assert state is not None and state.items_seen == 2 and state.body_hash
+    h.server.add_feed("/feed", fs.rss([entry(1), entry(2), entry(3)]), etag='"v2"')
+    outcome = await h.poller.poll(h.feed())
+    state = h.store.get_feed_state("feed")
+    assert outcome.new == 1 and state is not None and state.items_seen == 3

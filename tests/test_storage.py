@@ -246,6 +246,38 @@ def test_claim_with_an_alert_for_another_item_persists_nothing(store: Storage) -
     assert store.pending_count() == 0
 
 
+def test_claim_saves_the_feed_state_with_the_items(store: Storage) -> None:
+    """A claim with a feed state saves it in the same call, counting the items it claimed."""
+    store.claim([make_request(make_item("old"))], T0)
+    state = dataclasses.replace(full_feed_state("feed-a"), items_seen=10)
+    requests = [make_request(make_item(k), "r1") for k in ("old", "a", "b")]
+    result = store.claim(requests, T0, feed_state=state)
+    assert result.claimed == ("a", "b")
+    assert store.get_feed_state("feed-a") == dataclasses.replace(state, items_seen=12)
+
+
+def test_claim_with_a_feed_state_writes_both_or_neither(store: Storage) -> None:
+    """A claim that fails halfway saves neither its items nor the feed state it carried."""
+    store.save_feed_state(full_feed_state("feed-a"))
+    bad_item = make_item("b")
+    bad = ClaimRequest(
+        item=bad_item,
+        alerts=(OutboxEntry(make_alert(bad_item, details={"oops": object()}), SINKS),),
+    )
+    with pytest.raises(TypeError):
+        store.claim(
+            [make_request(make_item("a"), "r1"), bad], T0, feed_state=full_feed_state("feed-a", 1)
+        )
+    assert store.count_items() == 0
+    assert store.get_feed_state("feed-a") == full_feed_state("feed-a")
+    bad_state = dataclasses.replace(full_feed_state("feed-a", 2), next_poll=datetime(2025, 6, 8))
+    with pytest.raises(ValueError):
+        store.claim([make_request(make_item("a"), "r1")], T0, feed_state=bad_state)
+    assert store.count_items() == 0
+    assert store.pending_count() == 0
+    assert store.get_feed_state("feed-a") == full_feed_state("feed-a")
+
+
 def test_unseen_drops_known_ids_and_urls(store: Storage) -> None:
     """Unseen returns, in order, the items whose id and canonical URL are both unknown."""
     store.claim([make_request(make_item("a")), make_request(make_item("b", url="https://u/b"))], T0)

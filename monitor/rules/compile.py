@@ -34,6 +34,7 @@ from monitor.exceptions import RuleError
 from monitor.gazetteer import Gazetteer, Place
 from monitor.rules.engine import CompiledRule, RuleSet
 from monitor.rules.evidence import FIELDS
+from monitor.rules.history import context_id
 from monitor.rules.lexicon import TermSyntaxError, parse_term
 from monitor.rules.matchers import (
     Matcher,
@@ -49,8 +50,6 @@ from monitor.rules.places import BurstMatcher, NoveltyIndex, NoveltyMatcher
 from monitor.rules.scan import ContextTerms
 from monitor.text import fold
 from monitor.types import Severity
-
-ContextKey = tuple[tuple[TermRef, ...], int | None]
 
 
 class TermTable:
@@ -93,7 +92,7 @@ class _Compiler:
         table: TermTable,
         rule: RuleBase,
         gazetteer: Gazetteer,
-        contexts: dict[ContextKey, ContextTerms] | None = None,
+        contexts: dict[str, ContextTerms] | None = None,
     ) -> None:
         self.table = table
         self.rule = rule
@@ -106,10 +105,10 @@ class _Compiler:
             return None
         terms = self.terms(context.terms, "context.terms")
         within = None if context.within == "sentence" else context.within
-        key = (tuple(sorted(set(terms))), within)
+        key = context_id(context.terms, within, inflect=self.rule.inflect)
         found = self.contexts.get(key)
         if found is None:
-            found = self.contexts[key] = ContextTerms(terms, within)
+            found = self.contexts[key] = ContextTerms(terms, within, key)
         return found
 
     def place(self, name: str, what: str) -> Place:
@@ -231,14 +230,15 @@ def compile_rules(rules: Sequence[RuleConfig], *, gazetteer: Gazetteer | None = 
     enabled = [r for r in rules if r.enabled]
     disabled = [r.id for r in rules if not r.enabled]
     compiled = []
-    contexts: dict[ContextKey, ContextTerms] = {}
-    novelty: list[ContextTerms | None] = []
+    contexts: dict[str, ContextTerms] = {}
+    novelty: list[tuple[ContextTerms, frozenset[str]]] = []
     term_keys: list[tuple[int, str]] = []
     for rule in _in_dependency_order(enabled, set(disabled)):
         c = _Compiler(table, rule, gazetteer, contexts)
         matcher = _BUILDERS[type(rule)](rule, c)
         if isinstance(matcher, NoveltyMatcher):
-            novelty.append(matcher.context)
+            if matcher.context is not None:
+                novelty.append((matcher.context, matcher.countries))
         elif isinstance(matcher, BurstMatcher):
             term_keys += [(term_id, key) for term_id, _, key in matcher.terms]
         minimum = rule.requires_min_severity

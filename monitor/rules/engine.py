@@ -16,9 +16,11 @@ Places: the scan also finds the item's places with the gazetteer (its own automa
 over the same word-broken text) and every match's evidence lists them under
 ``details["places"]``: the places the match is about for novelty and burst rules, the
 item's first few places for the other kinds. :meth:`RuleSet.assess` also returns the
-item's :class:`~monitor.types.Mention` s (each place rolled up to its region and country,
-in context or not; the terms burst rules track) for the history that novelty and burst
-rules read (:mod:`monitor.rules.history`).
+item's :class:`~monitor.types.Mention` s for the history that novelty and burst rules
+read (:mod:`monitor.rules.history`): each place rolled up to its region and country
+(``place:`` keys, in context if any novelty context holds near it), again under each
+novelty context that holds near it (``ctx:<context id>:place:`` keys), and the terms
+burst rules track.
 
 Pure: no I/O, no clock, no module state. ``now`` and the history are parameters; the
 history is only read. Offsets in evidence are into the item's original title or summary
@@ -34,9 +36,16 @@ from typing import Protocol
 
 from monitor.gazetteer import Gazetteer, Place
 from monitor.rules.evidence import FIELDS
-from monitor.rules.history import History
+from monitor.rules.history import History, context_key, place_key
 from monitor.rules.matchers import Matcher
-from monitor.rules.scan import Automaton, ContextTerms, FieldText, Hit, Scan, find_terms
+from monitor.rules.scan import (
+    Automaton,
+    ContextTerms,
+    FieldText,
+    Hit,
+    Scan,
+    find_terms,
+)
 from monitor.text import break_words, normalize
 from monitor.types import Evidence, Item, Match, Mention, Severity
 
@@ -143,10 +152,11 @@ class Assessment:
 class RuleSet:
     """Compiled rules in dependency order, sharing one automaton (and the gazetteer's).
 
-    ``contexts`` are the novelty rules' conflict contexts (None: a rule without one,
-    for which every mention is in context); a place mention is recorded in context when
-    any of them holds near it. ``term_keys`` are the (term id, history key) pairs that
-    burst rules track. ``prefilters`` narrow groups of rules down, per item, to those
+    ``contexts`` are the novelty rules' conflict contexts, each with the countries its
+    rule watches (empty: every country): a place mention is recorded under each context
+    that holds near it (if the place is in one of its countries), and its plain key in
+    context when any context holds. ``term_keys`` are the (term id, history key)
+    pairs that burst rules track. ``prefilters`` narrow groups of rules down, per item, to those
     that can fire (a superset), before each is checked.
     """
 
@@ -157,7 +167,7 @@ class RuleSet:
         *,
         disabled: Sequence[str] = (),
         gazetteer: Gazetteer | None = None,
-        contexts: Sequence[ContextTerms | None] = (),
+        contexts: Sequence[tuple[ContextTerms, frozenset[str]]] = (),
         term_keys: Sequence[tuple[int, str]] = (),
         prefilters: Sequence[Prefilter] = (),
     ) -> None:
@@ -166,21 +176,26 @@ class RuleSet:
         self.disabled = tuple(disabled)
         self.gazetteer = gazetteer
         self._automaton = automaton
-        self._every_mention_in_context = None in contexts
-        # "Some context holds" is "the union of the contexts with that `within` holds".
-        unions: dict[int | None, ContextTerms] = {}
-        for context in contexts:
-            if context is not None:
-                same = unions.get(context.within)
-                unions[context.within] = context if same is None else same.union(context)
-        self._contexts = tuple(unions.values())
+        # Contexts by window: per place, the context terms near it are found once per
+        # window, and a context holds where one of its terms is near. A context's places
+        # are recorded only in the countries its rules watch (empty: all).
+        by_within: dict[int | None, dict[str, ContextTerms]] = {}
+        watched: dict[str, frozenset[str] | None] = {}  # context key -> countries, None: all
+        for context, countries in contexts:
+            by_within.setdefault(context.within, {}).setdefault(context.key, context)
+            so_far = watched.get(context.key, frozenset())
+            watched[context.key] = None if so_far is None or not countries else so_far | countries
+        self._contexts = tuple(
+            (within, tuple(found.values()), frozenset().union(*(c.ids for c in found.values())))
+            for within, found in by_within.items()
+        )
+        # Context key -> the countries it is recorded in and its history key prefix.
+        self._record = {key: (watched[key], context_key(key, "")) for key in watched}
         self._term_keys = tuple(dict.fromkeys(term_keys))
         self._term_key_ids = frozenset(term_id for term_id, _ in self._term_keys)
-        # The history keys of each place: itself, its region and its country.
+        # The ids each place is recorded under: itself, its region and its country.
         self._place_keys = {
-            place.id: tuple(
-                dict.fromkeys(f"place:{i}" for i in (place.id, place.region, place.country) if i)
-            )
+            place.id: tuple(dict.fromkeys(i for i in (place.id, place.region, place.country) if i))
             for place in (gazetteer.places() if gazetteer is not None else ())
         }
         by_term: dict[int, list[int]] = {}
@@ -225,6 +240,7 @@ class RuleSet:
             gazetteer=gazetteer,
             now=item.published if now is None else now,
             history=history,
+            contexts=self._contexts,
         )
 
     def assess(
@@ -287,18 +303,26 @@ class RuleSet:
         return verdicts
 
     def mentions(self, scan: Scan) -> tuple[Mention, ...]:
-        """The item's history keys: each place with its region and country, and tracked terms.
+        """The item's history keys: each place with its region and country (``place:``),
+        again under each context that holds near it (``ctx:``), and tracked terms.
 
         A key mentioned several times is one mention, in context if any of its places was.
         """
         every = frozenset(range(len(scan.fields)))
         keys: dict[str, bool] = {}
-        contexts = [ctx for ctx in self._contexts if ctx.present(scan)]  # the others never hold
+        record = self._record
         for index, mention in scan.place_mentions(every):
-            in_context = self._every_mention_in_context or any(
-                ctx.holds(scan, index, mention.start, mention.end) for ctx in contexts
-            )
-            for key in self._keys_of(mention.place):
+            place = mention.place
+            ids = self._ids_of(place)
+            holding = scan.contexts_near(index, mention.start, mention.end)
+            in_context = bool(holding)
+            for context in holding:
+                countries, prefix = record[context.key]
+                if countries is None or place.country in countries:
+                    for place_id in ids:
+                        keys[prefix + place_id] = True
+            for place_id in ids:
+                key = place_key(place_id)
                 if in_context:
                     keys[key] = True
                 else:
@@ -310,11 +334,11 @@ class RuleSet:
         at = scan.at
         return tuple(Mention(key, at, in_context) for key, in_context in keys.items())
 
-    def _keys_of(self, place: Place) -> tuple[str, ...]:
+    def _ids_of(self, place: Place) -> tuple[str, ...]:
+        """The place's id, its region's and its country's (the keys it is recorded under)."""
         found = self._place_keys.get(place.id)
         if found is None:  # a place of another gazetteer than the rule set's
-            ids = (place.id, place.region, place.country)
-            found = tuple(dict.fromkeys(f"place:{i}" for i in ids if i))
+            found = tuple(dict.fromkeys(i for i in (place.id, place.region, place.country) if i))
         return found
 
 

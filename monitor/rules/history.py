@@ -1,13 +1,26 @@
 """The history of past mentions that novelty and burst rules read.
 
-A mention is (key, item id, source, time, in context): ``place:UA-12`` or
-``term:oreshnik``, the item that mentioned it, its feed, when (the item's publication
-time, never later than when it was claimed) and whether conflict-context terms stood
-near the place. Rules ask three questions about a key over a time range:
+A mention is (key, item id, source, time, in context), the item that mentioned the key,
+its feed, and when (the item's publication time, never later than when it was claimed).
+Keys are free-form strings; the engine writes three families:
 
-* ``seen``: was it mentioned (in context, by default) at all?
+* ``place:UA-12`` (:func:`place_key`): every place an item mentions, rolled up to its
+  region and country; in context when some novelty rule's context held near it. Burst
+  rules count these.
+* ``ctx:<context id>:place:UA-12`` (:func:`context_key`): the same place, recorded only
+  when one particular context held near it (always in context). The context id is a
+  stable hash of a novelty rule's context definition (:func:`context_id`), so rules with
+  identical contexts share their history and a rule reads only its own context's:
+  a drone strike on Poltava does not make Poltava "seen" for a ground-advance rule.
+* ``term:oreshnik``: the terms burst rules track.
+
+Rules ask four questions about history:
+
+* ``seen``: was a key mentioned in a time range (in context, by default) at all?
 * ``sources``: by how many distinct sources (optionally: by this one)?
 * ``count``: how many mentions?
+* ``earliest``: when is the oldest mention of any key (None: history is empty)? Burst
+  rules stay silent until the history is old enough to hold a baseline.
 
 Every range is ``since < at <= until``: "within ``window`` before ``now``" is
 ``(now - window, now]``, and the range before it ``(now - window - baseline, now - window]``
@@ -21,6 +34,8 @@ together.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from bisect import bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +44,35 @@ from typing import Protocol
 
 from monitor.types import Mention
 
-__all__ = ["History", "LayeredHistory", "MemoryHistory"]
+__all__ = [
+    "History",
+    "LayeredHistory",
+    "MemoryHistory",
+    "context_id",
+    "context_key",
+    "place_key",
+]
+
+
+def place_key(place_id: str) -> str:
+    """The history key of a place: ``place:UA-12``."""
+    return f"place:{place_id}"
+
+
+def context_key(context: str, place_id: str) -> str:
+    """The history key of a place mentioned with context ``context`` (an id) near it."""
+    return f"ctx:{context}:place:{place_id}"
+
+
+def context_id(terms: Iterable[str], within: int | None, *, inflect: bool) -> str:
+    """A stable id for a context definition: the same terms (in any order, case or
+    spacing), window and inflection give the same id, in every process and release."""
+    spec = {
+        "terms": sorted({" ".join(t.casefold().split()) for t in terms}),
+        "within": "sentence" if within is None else within,
+        "inflect": inflect,
+    }
+    return hashlib.sha256(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:12]
 
 
 class History(Protocol):
@@ -47,6 +90,10 @@ class History(Protocol):
 
     def count(self, key: str, since: datetime, until: datetime) -> int:
         """How many mentions of ``key`` the range holds."""
+        ...
+
+    def earliest(self) -> datetime | None:
+        """The time of the oldest mention of any key (None if there is none)."""
         ...
 
 
@@ -80,6 +127,7 @@ class MemoryHistory:
 
     def __init__(self) -> None:
         self._series: dict[str, _Series] = {}
+        self._earliest: datetime | None = None
 
     def add(self, mentions: Iterable[Mention], *, item_id: str, source: str) -> None:
         """Record an item's mentions; a key the item already has stays one mention (in
@@ -92,6 +140,8 @@ class MemoryHistory:
             if known is None:
                 series.items[item_id] = mention.in_context
                 series.add(mention.at, source, mention.in_context)
+                if self._earliest is None or mention.at < self._earliest:
+                    self._earliest = mention.at
             elif mention.in_context and not known:  # the same key, now in context
                 series.items[item_id] = True
                 insort(series.in_context, mention.at)
@@ -125,6 +175,9 @@ class MemoryHistory:
             return 0
         lo, hi = series.span(since, until)
         return hi - lo
+
+    def earliest(self) -> datetime | None:
+        return self._earliest
 
     def __len__(self) -> int:
         return sum(len(s.times) for s in self._series.values())
@@ -160,3 +213,7 @@ class LayeredHistory:
 
     def count(self, key: str, since: datetime, until: datetime) -> int:
         return self.top.count(key, since, until) + self.base.count(key, since, until)
+
+    def earliest(self) -> datetime | None:
+        found = [t for t in (self.top.earliest(), self.base.earliest()) if t is not None]
+        return min(found, default=None)

@@ -16,9 +16,15 @@ is neither known from the baseline nor seen in context within ``window`` before 
   region UA-12, and the baseline city ``Dnipro`` covers mentions of Dnipro, not the rest
   of UA-12. A country with any baseline place in it is known: its own name is covered,
   and its new regions are "new region of a known country".
-* History: a key seen in context within ``window`` is not new. Cities are recorded
-  rolled up to their region and country, so a strike reported on Dnipro makes UA-12 seen.
-  Without history (``None``) the baseline alone decides.
+* History: a place seen within ``window`` with the rule's own context near it is not
+  new (the ``ctx:<context id>:place:`` keys; a rule without context reads every mention,
+  ``place:``). Rules with the same context share that history, rules with other contexts
+  do not: a drone strike on Poltava does not hide a later ground advance into it from a
+  ground-advance rule, while an earlier advance does. Cities are recorded rolled up to
+  their region and country, so an advance reported at Pavlohrad makes UA-12 seen. A
+  country is "known" (``new region of a known country``) when the baseline has a place
+  in it or the rule's context was seen near it within ``window``. Without history
+  (``None``) the baseline alone decides.
 
 **Burst** fires when, counting this item, a key (a place at ``level``, or a tracked
 term) has ``min_sources`` distinct sources within ``window`` before ``now`` and its
@@ -27,7 +33,11 @@ mentions in the window are at least ``factor`` times the baseline rate: the ment
 baseline counted as one mention (a floor, so that a key never mentioned before bursts
 on ``min_sources`` mentions once the factor is met). It fires only on the item that
 makes the source count reach exactly ``min_sources`` (the crossing), not on the later
-items of the same burst. Without history it never fires.
+items of the same burst. Without history it never fires, and it stays silent until the
+history covers a baseline: until its oldest mention (of any key,
+:meth:`~monitor.rules.history.History.earliest`) is at least ``window`` +
+``baseline_window`` before ``now``. Otherwise a cold start would make every busy place
+burst for the first ``baseline_window`` (its baseline is empty, so the floor decides).
 """
 
 from __future__ import annotations
@@ -39,12 +49,13 @@ from typing import Any
 
 from monitor.gazetteer import Place, PlaceMention
 from monitor.rules.evidence import json_number, place_dict, term_evidence
-from monitor.rules.history import History
+from monitor.rules.history import History, context_key, place_key
 from monitor.rules.matchers import Fired
 from monitor.rules.scan import ContextTerms, Hit, Scan
 from monitor.types import Evidence
 
 _DAY = 86400.0
+_ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +118,24 @@ class NoveltyMatcher:
             return "in the baseline"
         if key.kind == "country" and key.id in self.known_countries:
             return "a country of the baseline"
-        history, now = scan.history, scan.now
-        if history is None or now is None:
-            return ""
-        if scan.seen(history, f"place:{key.id}", now - self.window, now):
+        if self._seen(scan, key.id):
             return f"seen in context within {self._days():g}d"
         return ""
+
+    def history_key(self, place_id: str) -> str:
+        """The key under which this rule finds a place seen (in context) in history."""
+        if self.context is None:
+            return place_key(place_id)
+        return context_key(self.context.key, place_id)
+
+    def _seen(self, scan: Scan, place_id: str) -> bool:
+        """Whether the place was seen, with this rule's context near, within ``window``."""
+        history, now = scan.history, scan.now
+        if history is None or now is None:
+            return False
+        key = self.history_key(place_id)
+        with_context = self.context is not None
+        return scan.seen(history, key, now - self.window, now, in_context=with_context)
 
     def _silent(self, known: dict[str, str], outside: int) -> str:
         parts = [f"{k} is known ({why})" for k, why in known.items()]
@@ -121,12 +144,7 @@ class NoveltyMatcher:
         return "; ".join(parts) or "no place in scope (countries)"
 
     def _country_known(self, scan: Scan, country: str) -> bool:
-        if country in self.known_countries:
-            return True
-        history = scan.history
-        if history is None or scan.now is None:
-            return False
-        return scan.seen(history, f"place:{country}", scan.now - self.window, scan.now)
+        return country in self.known_countries or self._seen(scan, country)
 
     def _evidence(self, scan: Scan, novel: list[_Novel]) -> Evidence:
         first = novel[0]
@@ -163,7 +181,8 @@ class NoveltyIndex:
     With many novelty rules, most are triggered by common context words on every
     conflict item, and most of a conflict item's places are known. Per place mention,
     the index starts from the rules whose ``countries`` admit it and removes those whose
-    baseline covers it and those whose window has seen it in history: what is left
+    baseline covers it, those whose context does not hold near it and those that have seen
+    it in history (within their window, under their context): what is left
     (usually nothing) is then checked rule by rule. Fields and context are left to the
     check, so the answer is a superset of the rules that fire.
     """
@@ -175,7 +194,11 @@ class NoveltyIndex:
         self._by_country: dict[str, set[int]] = {}
         self._covering: dict[str, set[int]] = {}
         self._covering_country: dict[str, set[int]] = {}
-        self._by_window: dict[timedelta, set[int]] = {}
+        # Rules that read the same history (the same window and context) and, per rule,
+        # its context's key (None: no context) and its history group.
+        self._by_history: dict[tuple[timedelta, str | None], tuple[NoveltyMatcher, set[int]]] = {}
+        self._context_of: dict[int, str | None] = {}
+        self._history_of: dict[int, tuple[timedelta, str | None]] = {}
         for index, m in rules:
             self._levels[m.level] = self._levels.get(m.level, frozenset()) | {index}
             if not m.countries:
@@ -186,19 +209,19 @@ class NoveltyIndex:
                 self._covering.setdefault(place_id, set()).add(index)
             for country in m.known_countries:
                 self._covering_country.setdefault(country, set()).add(index)
-            self._by_window.setdefault(m.window, set()).add(index)
+            context = None if m.context is None else m.context.key
+            self._by_history.setdefault((m.window, context), (m, set()))[1].add(index)
+            self._context_of[index] = context
+            self._history_of[index] = (m.window, context)
 
     def candidates(self, scan: Scan) -> frozenset[int]:
         found: set[int] = set()
         every = frozenset(range(len(scan.fields)))
         empty: set[int] = set()
         for level, at_level in self._levels.items():
-            done: set[str] = set()  # a place mentioned again adds no rule
-            for _, mention, key in scan.keyed_places(every, level):
+            done: set[tuple[str, frozenset[str]]] = set()  # a place again: no new rule
+            for index, mention, key in scan.keyed_places(every, level):
                 place = mention.place
-                if place.id in done:
-                    continue
-                done.add(place.id)
                 rules = (self._by_country.get(place.country, empty) | self._anywhere) & at_level
                 rules -= found
                 if not rules:
@@ -207,13 +230,19 @@ class NoveltyIndex:
                 rules -= self._covering.get(place.id, empty)
                 if key.kind == "country":
                     rules -= self._covering_country.get(key.id, empty)
-                if rules and scan.history is not None and scan.now is not None:
-                    for window, in_window in self._by_window.items():
-                        if rules.isdisjoint(in_window):
-                            continue
-                        since = scan.now - window
-                        if scan.seen(scan.history, f"place:{key.id}", since, scan.now):
-                            rules -= in_window
+                if not rules:
+                    continue
+                near = scan.context_keys_near(index, mention.start, mention.end)
+                if (place.id, near) in done:
+                    continue
+                done.add((place.id, near))
+                context_of = self._context_of
+                rules = {r for r in rules if context_of[r] is None or context_of[r] in near}
+                if rules and scan.history is not None:
+                    for group in {self._history_of[r] for r in rules}:
+                        matcher, sharing = self._by_history[group]
+                        if matcher._seen(scan, key.id):
+                            rules -= sharing
                 found |= rules
         return frozenset(found)
 
@@ -242,6 +271,9 @@ class BurstMatcher:
             return "no history to count sources in"
         if scan.at <= now - self.window:
             return "the item is older than the window"
+        short = self._too_short(history, now)
+        if short:
+            return short
         reasons: list[str] = []
         for key, about in self._keys(scan, fields).items():
             burst = self._judge(history, key, now, scan.item.feed_id)
@@ -263,6 +295,18 @@ class BurstMatcher:
             return Fired(term_evidence(scan, found, self.kind, burst=burst))
         return "; ".join(reasons) or f"no {self.keys} to count"
 
+    def _too_short(self, history: History, now: datetime) -> str:
+        """Why the history cannot hold a baseline yet ("" if it can): its oldest mention
+        must be ``window`` + ``baseline_window`` before ``now``."""
+        earliest = history.earliest()
+        if earliest is not None and earliest <= now - self.window - self.baseline_window:
+            return ""
+        held = 0.0 if earliest is None else max(0.0, (now - self.window - earliest) / _ONE_DAY)
+        return (
+            f"history too short for a baseline: {held:.3g} days of "
+            f"{self.baseline_window / _ONE_DAY:g}"
+        )
+
     def _keys(self, scan: Scan, fields: frozenset[int]) -> dict[str, Any]:
         """History key -> the place mention (index, mention) or the term it is about."""
         keys: dict[str, Any] = {}
@@ -274,7 +318,7 @@ class BurstMatcher:
         for index, mention in scan.place_mentions(fields):
             if self.countries and mention.place.country not in self.countries:
                 continue
-            keys.setdefault(f"place:{scan.rollup(mention.place, self.level).id}", (index, mention))
+            keys.setdefault(place_key(scan.rollup(mention.place, self.level).id), (index, mention))
         return keys
 
     def _term_id(self, key: str) -> int:

@@ -5,7 +5,16 @@ over each field's word-broken text), the places the gazetteer found, and lazily 
 cached answers that several rules ask for: sentence indexes, quantities read before
 nouns, quotes and snippets, the closest context term to a place, history lookups.
 :class:`ContextTerms` is a compiled "terms near a place" condition (novelty rules and the
-in-context flag of history mentions) that answers from the scan's hits.
+in-context flags of history mentions) that answers from the scan's hits.
+
+Context windows: ``within: sentence`` is the place's sentence. ``within: N`` is N words
+either side of the place, and it stops at clause punctuation, so that a context term of
+another clause is not "near" (``Putin, visiting Khabarovsk, says the offensive in
+Ukraine…`` does not put Khabarovsk in an offensive). Clause punctuation is a sentence
+end, a semicolon, a parenthesis or bracket, a dash standing between spaces, and a comma
+-- except a comma between two places, which lists them (``drones struck Kharkiv, Sumy
+and Poltava``: every place of the list is near ``struck``). Colons do not count
+(headlines write ``Poltava: troops advance``).
 
 Pure: no I/O, no clock. ``now`` and the (read-only) history are given to the scan.
 """
@@ -24,7 +33,7 @@ from monitor.gazetteer import Gazetteer, Place, PlaceMention
 from monitor.rules.evidence import FIELDS, MAX_EVIDENCE_PLACES, place_dict, snippet
 from monitor.rules.history import History
 from monitor.rules.numbers import Quantity, quantity_before
-from monitor.text import Normalized
+from monitor.text import Normalized, sentence_ends_in
 from monitor.types import Item, Match, TermHit
 
 LEVELS = ("city", "region", "country")
@@ -75,12 +84,34 @@ class FieldText:
         return len(_NONSPACE.findall(self.broken, start + 1, end + 1))
 
     def sentence_index(self, pos: int) -> int:
+        return bisect_right(self.sentence_starts(), pos) - 1
+
+    def sentence_starts(self) -> list[int]:
         if self._sentences is None:
             self._sentences = [s for s, _ in self.norm.sentences()]
-        return bisect_right(self._sentences, pos) - 1
+        return self._sentences
 
 
-Closest = tuple[int, Hit, int, Hit | None]  # (gap, hit, gap in the sentence, hit there)
+# One field's hits of some terms: starts and (term id, start, end) by start; ends and the
+# same by end.
+SortedHits = tuple[list[int], list[tuple[int, int, int]], list[int], list[tuple[int, int, int]]]
+
+
+def sorted_hits(scan: Scan, term_ids: Iterable[int], index: int) -> SortedHits:
+    """The hits of ``term_ids`` in field ``index``, sorted for :meth:`Scan.terms_near`."""
+    hits = [(t, h[1], h[2]) for t in term_ids for h in scan.hits.get(t, ()) if h[0] == index]
+    by_start = sorted(hits, key=itemgetter(1))
+    by_end = sorted(hits, key=itemgetter(2))
+    return [h[1] for h in by_start], by_start, [h[2] for h in by_end], by_end
+
+
+# A window (None: sentence), the contexts with that window, and all their term ids.
+ContextGroup = tuple[int | None, tuple["ContextTerms", ...], frozenset[int]]
+
+# (gap, closest hit of the place's clause, gap, closest hit of its sentence); None: no hit
+Closest = tuple[int, Hit | None, int, Hit | None]
+_CLAUSE_MARKS = re.compile(r"[;()\[\]]|(?<=\s)-+(?=\s)|,")
+_LIST_JOINERS = ("and ", "or ", "& ")
 
 
 @dataclass(slots=True)
@@ -101,7 +132,12 @@ class Scan:
     gazetteer: Gazetteer | None = None
     now: datetime | None = None
     history: History | None = None
+    contexts: tuple[ContextGroup, ...] = ()
     fired: dict[str, Match] = field(default_factory=dict)
+    _holding: dict[tuple[int, int, int], tuple[ContextTerms, ...]] = field(default_factory=dict)
+    _holding_keys: dict[tuple[int, int, int], frozenset[str]] = field(default_factory=dict)
+    _groups: list[ContextGroup] | None = None
+    _sorted_hits: dict[tuple[int, int], SortedHits] = field(default_factory=dict)
     _quantities: dict[tuple[int, int, int], Quantity | None] = field(default_factory=dict)
     _quotes: dict[Hit, tuple[int, int, str]] = field(default_factory=dict)
     _term_hits: dict[tuple[str, Hit], TermHit] = field(default_factory=dict)
@@ -113,9 +149,10 @@ class Scan:
     _place_lists: dict[frozenset[int], tuple[tuple[int, PlaceMention], ...]] = field(
         default_factory=dict
     )
-    _seen: dict[tuple[str, datetime, datetime], bool] = field(default_factory=dict)
+    _seen: dict[tuple[str, datetime, datetime, bool], bool] = field(default_factory=dict)
     _item_places: dict[frozenset[int], tuple[dict[str, Any], ...]] = field(default_factory=dict)
     _closest: dict[tuple[int, int, int], Closest | None] = field(default_factory=dict)
+    _place_edges: dict[int, tuple[set[int], set[int]]] = field(default_factory=dict)
     _keyed: dict[tuple[frozenset[int], str], tuple[tuple[int, PlaceMention, Place], ...]] = field(
         default_factory=dict
     )
@@ -162,8 +199,9 @@ class Scan:
             return place
 
     def closest(self, term_id: int, index: int, start: int, end: int) -> Closest | None:
-        """A term's hit closest to ``[start, end)`` of field ``index`` in words, and its
-        closest hit in the same sentence (None if none is); None if the field has no hit.
+        """A term's hit closest to ``[start, end)`` of field ``index`` in words within the
+        same clause, and its closest hit in the same sentence (either None if there is
+        none); None if the field has no hit of the term at all.
 
         Hits overlapping the span (the place's own words) do not count. Cached: every
         context that names the term shares the answer.
@@ -183,25 +221,128 @@ class Scan:
                 gap = ft.words_between(hit[2], start)
             if sentence == -2:
                 sentence = ft.sentence_index(start)
-            same = ft.sentence_index(hit[1]) == sentence
-            if best is None:
-                best = (gap, hit, gap, hit) if same else (gap, hit, 0, None)
-                continue
-            near_gap, near_hit, sentence_gap, sentence_hit = best
-            if gap < near_gap:
-                near_gap, near_hit = gap, hit
-            if same and (sentence_hit is None or gap < sentence_gap):
+            same_sentence = ft.sentence_index(hit[1]) == sentence
+            if hit[1] >= end:
+                same_clause = same_sentence and self.one_clause(index, end, hit[1])
+            else:
+                same_clause = same_sentence and self.one_clause(index, hit[2], start)
+            clause_gap, clause_hit, sentence_gap, sentence_hit = best or (0, None, 0, None)
+            if same_clause and (clause_hit is None or gap < clause_gap):
+                clause_gap, clause_hit = gap, hit
+            if same_sentence and (sentence_hit is None or gap < sentence_gap):
                 sentence_gap, sentence_hit = gap, hit
-            best = (near_gap, near_hit, sentence_gap, sentence_hit)
+            best = (clause_gap, clause_hit, sentence_gap, sentence_hit)
         self._closest[memo] = best
         return best
 
-    def seen(self, history: History, key: str, since: datetime, until: datetime) -> bool:
-        """``history.seen`` in context, asked once per item (rules share the answer)."""
-        memo = (key, since, until)
+    def one_clause(self, index: int, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` of field ``index`` lies in one clause: no clause
+        punctuation (list commas excepted) and no sentence end in it (see the module
+        docstring). Only the span is read, so short windows cost little."""
+        ft = self.fields[index]
+        text = ft.norm.text
+        pos = start
+        while (m := _CLAUSE_MARKS.search(text, pos, end)) is not None:
+            if not (text[m.start()] == "," and self._list_comma(index, m.start())):
+                return False
+            pos = m.end()
+        s, e = ft.norm.span(start, end)
+        return not sentence_ends_in(ft.norm.original, s, e)
+
+    def _list_comma(self, index: int, at: int) -> bool:
+        """Whether the comma at ``at`` lists places: a place before it, one after it
+        (after "and"/"or" if there is one): ``Kharkiv, Sumy and Poltava``."""
+        edges = self._place_edges.get(index)
+        if edges is None:
+            places = self.places[index] if index < len(self.places) else ()
+            edges = self._place_edges[index] = ({m.end for m in places}, {m.start for m in places})
+        ends, starts = edges
+        if at not in ends:
+            return False
+        text = self.fields[index].norm.text
+        after = at + 1
+        while text.startswith(" ", after):
+            after += 1
+        for joiner in _LIST_JOINERS:
+            if text.startswith(joiner, after):
+                after += len(joiner)
+                break
+        return after in starts
+
+    def contexts_near(self, index: int, start: int, end: int) -> tuple[ContextTerms, ...]:
+        """Those of ``contexts`` (the rule set's novelty contexts, grouped by window) that
+        hold near ``[start, end)`` of field ``index`` (cached): per window, the context
+        terms near the span are found once, and a context holds if one of its terms is."""
+        memo = (index, start, end)
+        found = self._holding.get(memo)
+        if found is not None:
+            return found
+        groups = self._groups
+        if groups is None:
+            hits = self.hits.keys()
+            groups = self._groups = [
+                (within, contexts, ids & hits)
+                for within, contexts, ids in self.contexts
+                if not ids.isdisjoint(hits)
+            ]
+        holding: list[ContextTerms] = []
+        for number, (within, contexts, present) in enumerate(groups):
+            hits_here = self._sorted_hits.get((number, index))
+            if hits_here is None:
+                hits_here = self._sorted_hits[(number, index)] = sorted_hits(self, present, index)
+            near = self.terms_near(index, start, end, within, hits_here)
+            if near:
+                holding += [c for c in contexts if not c.ids.isdisjoint(near)]
+        found = self._holding[memo] = tuple(holding)
+        return found
+
+    def context_keys_near(self, index: int, start: int, end: int) -> frozenset[str]:
+        """The keys of :meth:`contexts_near` (cached)."""
+        memo = (index, start, end)
+        found = self._holding_keys.get(memo)
+        if found is None:
+            holding = self.contexts_near(index, start, end)
+            found = self._holding_keys[memo] = frozenset(c.key for c in holding)
+        return found
+
+    def terms_near(
+        self, index: int, start: int, end: int, within: int | None, hits: SortedHits
+    ) -> set[int]:
+        """The term ids of ``hits`` (one field's hits, see :func:`sorted_hits`) near
+        ``[start, end)``: within ``within`` words of its clause, or (None) in its sentence.
+        Hits overlapping the span do not count. Hits are sorted, so only the few next to
+        the span are measured."""
+        starts, by_start, ends, by_end = hits
+        ft = self.fields[index]
+        found: set[int] = set()
+        if within is None:
+            sentence = ft.sentence_index(start)
+            for hit in by_start:
+                if (hit[1] >= end or hit[2] <= start) and ft.sentence_index(hit[1]) == sentence:
+                    found.add(hit[0])
+            return found
+        for i in range(bisect_left(starts, end), len(starts)):  # hits after the span
+            hit = by_start[i]
+            if ft.words_between(end, hit[1]) > within or not self.one_clause(index, end, hit[1]):
+                break
+            found.add(hit[0])
+        for i in range(bisect_right(ends, start) - 1, -1, -1):  # hits before it
+            hit = by_end[i]
+            if ft.words_between(hit[2], start) > within or not self.one_clause(
+                index, hit[2], start
+            ):
+                break
+            found.add(hit[0])
+        return found
+
+    def seen(
+        self, history: History, key: str, since: datetime, until: datetime, *, in_context: bool
+    ) -> bool:
+        """``history.seen``, asked once per item (rules share the answer)."""
+        memo = (key, since, until, in_context)
         found = self._seen.get(memo)
         if found is None:
-            found = self._seen[memo] = history.seen(key, since, until)
+            found = self._seen[memo] = history.seen(key, since, until, in_context=in_context)
         return found
 
     def place_evidence(self, index: int, mention: PlaceMention) -> dict[str, Any]:
@@ -274,18 +415,24 @@ class Scan:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ContextTerms:
-    """Terms that must occur near a place: within ``within`` words, or (None) one sentence.
+    """Terms that must occur near a place: within ``within`` words of its clause, or (None)
+    in its sentence.
 
-    Compared by identity: the compiler makes one object per distinct context, so the
-    scan's caches (keyed by ``id``) serve every rule that shares it.
+    ``key`` is the context's stable id (:func:`monitor.rules.history.context_id`): the
+    history records a place under it when this context holds near the place. Compared by
+    identity: the compiler makes one object per distinct context, so the scan's caches
+    (keyed by ``id``) serve every rule that shares it.
     """
 
     terms: tuple[tuple[int, str], ...]
     within: int | None
+    key: str = ""
+    ids: frozenset[int] = field(init=False, repr=False)
     _names: dict[int, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_names", dict(reversed(self.terms)))  # first name wins
+        object.__setattr__(self, "ids", frozenset(self._names))
 
     def present(self, scan: Scan) -> set[int]:
         """The context's term ids that occur in the item at all (cached per scan)."""
@@ -304,70 +451,23 @@ class ContextTerms:
         found: list[tuple[int, str, Hit]] = []
         names = self._names
         for term_id in self.present(scan):
-            term = names[term_id]
-            closest = scan.closest(term_id, index, start, end)
-            if closest is None:
-                continue
-            gap, hit, sentence_gap, sentence_hit = closest
-            if self.within is None:
-                if sentence_hit is not None:
-                    found.append((sentence_gap, term, sentence_hit))
-            elif gap <= self.within:
-                found.append((gap, term, hit))
+            hit = near_hit(scan, term_id, index, start, end, self.within)
+            if hit is not None:
+                found.append((hit[0], names[term_id], hit[1]))
         found.sort(key=_BY_GAP)
         result = scan._near[key] = tuple((term, hit) for _, term, hit in found)
         return result
 
-    def holds(self, scan: Scan, index: int, start: int, end: int) -> bool:
-        """Whether some context term is near ``[start, end)``: ``near`` without ranking.
 
-        Within words: the words between grow with the distance, so only the nearest hit
-        after the place and the nearest before it need measuring (found by bisection in
-        the field's context hits, sorted once per item). In the sentence case, a hit of the
-        place's sentence that is not the place's own words: the field's context hits are
-        grouped by sentence once per item.
-        """
-        if not self.present(scan):
-            return False
-        if self.within is not None:
-            return self._within(scan, index, start, end, self.within)
-        by_sentence = self._by_sentence(scan, index)
-        if not by_sentence:
-            return False
-        same = by_sentence.get(scan.fields[index].sentence_index(start), ())
-        return any(hit[1] >= end or start >= hit[2] for hit in same)
-
-    def _within(self, scan: Scan, index: int, start: int, end: int, within: int) -> bool:
-        starts, ends = self._hit_edges(scan, index)
-        ft = scan.fields[index]
-        after = bisect_left(starts, end)  # the first hit starting at or after the place's end
-        if after < len(starts) and ft.words_between(end, starts[after]) <= within:
-            return True
-        before = bisect_right(ends, start) - 1  # the last hit ending at or before its start
-        return before >= 0 and ft.words_between(ends[before], start) <= within
-
-    def _hit_edges(self, scan: Scan, index: int) -> tuple[list[int], list[int]]:
-        """The starts and the ends of the context's hits in field ``index``, each sorted."""
-        memo = (id(self), index)
-        found = scan._edges.get(memo)
-        if found is None:
-            hits = [h for t in self.present(scan) for h in scan.hits[t] if h[0] == index]
-            found = scan._edges[memo] = (sorted(h[1] for h in hits), sorted(h[2] for h in hits))
-        return found
-
-    def _by_sentence(self, scan: Scan, index: int) -> dict[int, list[Hit]]:
-        """The context's hits in field ``index`` by sentence (cached per scan)."""
-        memo = (id(self), index)
-        found = scan._by_sentence.get(memo)
-        if found is None:
-            found = scan._by_sentence[memo] = {}
-            ft = scan.fields[index]
-            for term_id in self.present(scan):
-                for hit in scan.hits[term_id]:
-                    if hit[0] == index:
-                        found.setdefault(ft.sentence_index(hit[1]), []).append(hit)
-        return found
-
-    def union(self, other: ContextTerms) -> ContextTerms:
-        """One context that holds wherever either holds (both must have the same ``within``)."""
-        return ContextTerms(tuple(dict.fromkeys(self.terms + other.terms)), self.within)
+def near_hit(
+    scan: Scan, term_id: int, index: int, start: int, end: int, within: int | None
+) -> tuple[int, Hit] | None:
+    """(words between, hit) of the term's closest hit near ``[start, end)`` of field
+    ``index``: within ``within`` words of the same clause, or (None) in the same sentence."""
+    closest = scan.closest(term_id, index, start, end)
+    if closest is None:
+        return None
+    gap, hit, sentence_gap, sentence_hit = closest
+    if within is None:
+        return None if sentence_hit is None else (sentence_gap, sentence_hit)
+    return None if hit is None or gap > within else (gap, hit)

@@ -55,11 +55,21 @@ class Storage(History, Protocol):
         """The items whose id and canonical URL the store has never claimed (read-only)."""
         ...
 
-    def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
+    def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        now: datetime,
+        *,
+        feed_state: FeedState | None = None,
+    ) -> ClaimResult:
         """In one transaction: insert each item unless its id or URL is known; for the
         items this call inserted, insert their alerts with one pending delivery per sink,
         their mentions (source: the item's feed), their story (upserted whole), cooldown
-        writes (set one, or count a suppression) and digest-queue entries."""
+        writes (set one, or count a suppression) and digest-queue entries; and save
+        ``feed_state`` (as ``save_feed_state`` would) with its ``items_seen`` increased by
+        the number of items this call claimed. All of it is written, or none of it: a
+        crash never leaves claimed items with the feed state of before their poll (whose
+        ETag and body hash would fetch and parse them again) or the reverse."""
         ...
 
     def prune_items(

@@ -16,6 +16,12 @@ the same transaction as the item, so history learns an item exactly when it is c
 ``seen``, ``sources`` and ``count`` answer the rules' History queries from the
 ``(key, at)`` index.
 
+A poll that found new content writes once: ``claim(requests, now, feed_state=...)``
+inserts the items and saves the feed's new state (ETag, body hash, next poll) in one
+transaction, so after a crash the state and the items agree: either both are there, or
+neither and the next poll fetches and claims the same items again. Polls that found
+nothing new (304, same body, an error) only ``save_feed_state``.
+
 Pruning and invariant 1: ``prune_items`` forgets items first seen before the
 cutoff, so a feed that re-serves such an old item lets it be claimed again. The
 retention window must exceed how far back the feeds' history reaches; the
@@ -31,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -284,17 +291,14 @@ class SQLiteStorage:
     # -- feeds ------------------------------------------------------------
 
     def get_feed_state(self, feed_id: str) -> FeedState | None:
-        with self._transaction("read feed state", write=False) as conn:
-            row = conn.execute("SELECT * FROM feeds WHERE feed_id = ?", (feed_id,)).fetchone()
+        # One statement, once per poll: it needs no explicit snapshot (and its two commands).
+        with self._lock, self._guard("read feed state"):
+            row = self._conn.execute("SELECT * FROM feeds WHERE feed_id = ?", (feed_id,)).fetchone()
         return None if row is None else _feed_from_row(row)
 
     def save_feed_state(self, state: FeedState) -> None:
-        values = [getattr(state, c) for c in _FEED_COLUMNS]
-        for i, column in enumerate(_FEED_COLUMNS):
-            if column in _FEED_DATES:
-                values[i] = codec.opt_dt_to_text(values[i])
         with self._transaction("save feed state", write=True) as conn:
-            conn.execute(_SAVE_FEED, values)
+            _save_feed(conn, state)
 
     def list_feed_states(self) -> list[FeedState]:
         with self._transaction("list feed states", write=False) as conn:
@@ -315,7 +319,15 @@ class SQLiteStorage:
             if item.id not in known_ids and (item.url is None or item.url not in known_urls)
         ]
 
-    def claim(self, requests: Sequence[ClaimRequest], now: datetime) -> ClaimResult:
+    def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        now: datetime,
+        *,
+        feed_state: FeedState | None = None,
+    ) -> ClaimResult:
+        """One transaction for a poll's items and, when given, its feed's new state: a crash
+        leaves both written or neither, never items without the state that claimed them."""
         stamp = codec.dt_to_text(now)
         claimed: list[str] = []
         enqueued = 0
@@ -329,6 +341,9 @@ class SQLiteStorage:
                 if request.mentions:
                     _record_mentions(conn, request)
                 _record_noise_control(conn, request, now)
+            if feed_state is not None:
+                seen = feed_state.items_seen + len(claimed)
+                _save_feed(conn, replace(feed_state, items_seen=seen))
         return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
 
     def prune_items(
@@ -397,6 +412,11 @@ class SQLiteStorage:
             "SELECT count(*) FROM mentions WHERE key = ? AND at > ? AND at <= ?", key, since, until
         )
         return int(row[0]) if row else 0
+
+    def earliest(self) -> datetime | None:
+        with self._lock, self._guard("read mention history"):
+            row = self._conn.execute("SELECT min(at) FROM mentions").fetchone()
+        return codec.opt_dt_from_text(row[0] if row is not None else None)
 
     def _mention_query(
         self, query: str, key: str, since: datetime, until: datetime, *extra: str
@@ -577,6 +597,14 @@ class SQLiteStorage:
 
 
 # -- row helpers (module level: they need a connection, not the store) ----
+
+
+def _save_feed(conn: sqlite3.Connection, state: FeedState) -> None:
+    values = [getattr(state, c) for c in _FEED_COLUMNS]
+    for i, column in enumerate(_FEED_COLUMNS):
+        if column in _FEED_DATES:
+            values[i] = codec.opt_dt_to_text(values[i])
+    conn.execute(_SAVE_FEED, values)
 
 
 def _feed_from_row(row: sqlite3.Row) -> FeedState:
