@@ -36,6 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import decide
 from monitor.app import App, Retired, reconfigure
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.exceptions import MonitorError, StorageError
@@ -223,8 +224,12 @@ class Daemon:
         HealthWatch(self.app.config, self.app.storage).check(self.app.clock.now())
 
     async def _prune_job(self) -> None:
-        cutoff = self.app.clock.now() - self.app.config.storage.retention
-        pruned = self.app.storage.prune_items(cutoff)
+        now = self.app.clock.now()
+        config = self.app.config
+        pruned = self.app.storage.prune_items(
+            now - config.storage.retention,
+            mentions_older_than=now - max(config.storage.retention, decide.history_span(config)),
+        )
         if pruned:
             log.info("pruned", items=pruned)
 

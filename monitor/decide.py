@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from monitor.config.models import RouteConfig
+from monitor.config.models import AppConfig, RouteConfig
+from monitor.config.rule_models import BurstRuleConfig, NoveltyRuleConfig
 from monitor.exceptions import FetchError, MonitorError
 from monitor.types import Alert, FeedState, FetchResult, Item, Match, Severity
 
@@ -51,8 +52,10 @@ def may_alert(
     On a feed's first successful poll, items older than ``max_item_age`` are
     history, not news. Items older than the store's retention never alert: the
     store may have pruned them and would otherwise take a re-served old item for
-    a new one.
+    a new one. An undated item on a first poll is of unknown age: history too.
     """
+    if first_poll and item.published_missing:
+        return False
     age = now - item.published
     if age > retention:
         return False
@@ -185,3 +188,15 @@ def after_failure(
         next_poll=now + delay,
         disabled_reason=(f"disabled: {error.message}" if gone else state.disabled_reason),
     )
+
+
+def history_span(config: AppConfig) -> timedelta:
+    """How far back novelty and burst rules look: mentions must be kept that long,
+    or a place seen 45 days ago would be "new" again under a 90-day novelty window."""
+    spans = [timedelta(0)]
+    for rule in config.rules:
+        if isinstance(rule, NoveltyRuleConfig):
+            spans.append(rule.window)
+        elif isinstance(rule, BurstRuleConfig):
+            spans.append(rule.window + rule.baseline_window)
+    return max(spans)

@@ -187,7 +187,7 @@ def parse_fast(body: bytes, headers: Mapping[str, str]) -> FastFeed | None:
         feed["title_detail"] = _detail(result.feed.title_detail, plain)
         entries = [_entry(e, plain, has) for e, has in zip(result.entries, summaries, strict=True)]
         return FastFeed(feed, entries)
-    except _Decline:
+    except (_Decline, ValueError, OverflowError, TypeError):  # odd data: feedparser decides
         return None
 
 
@@ -387,6 +387,7 @@ def _date(raw: str | None) -> tuple[int, ...] | None:
             parsed = datetime.fromisoformat(raw)
         else:
             raise _Decline
+        # Converting can overflow too (year 9999 at -12:00), so it is inside the try.
+        return parsed.astimezone(UTC).timetuple()
     except (TypeError, ValueError, OverflowError):
         raise _Decline from None
-    return parsed.astimezone(UTC).timetuple()

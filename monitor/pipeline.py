@@ -31,7 +31,7 @@ import structlog
 from monitor import decide, suppress
 from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
-from monitor.exceptions import FetchError, MonitorError
+from monitor.exceptions import FetchError, MonitorError, ParseError
 from monitor.metrics import Metrics
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules.engine import Assessment
@@ -104,6 +104,7 @@ class Poller:
                     last_modified=None,
                     body_hash=None,
                     disabled_reason=None,
+                    last_success=None,  # the new URL's backlog is history too
                 )
             )
         return state
@@ -119,6 +120,11 @@ class Poller:
                 outcome, new_state, saved = await self._poll(feed, state, now)
             except MonitorError as e:
                 outcome, new_state = self._failed(feed, state, e, now)
+                saved = False
+            except Exception as e:  # a bug: loud in the log, but one feed must not stop the rest
+                log.critical("poll_bug", exc_info=True)
+                bug = ParseError(state.url, f"internal error while polling: {type(e).__name__}")
+                outcome, new_state = self._failed(feed, state, bug, now)
                 saved = False
             if not saved:
                 self.storage.save_feed_state(new_state)
@@ -163,7 +169,7 @@ class Poller:
         if parsed.warning:
             log.warning("feed_malformed", warning=parsed.warning)
         requests, matched = self._claim_requests(
-            feed, parsed, first_poll=not state.ever_succeeded, now=now
+            feed, parsed, first_poll=not state.ever_succeeded or state.items_seen == 0, now=now
         )
         before_claim = decide.after_success(
             state,

@@ -300,3 +300,21 @@ async def test_a_poll_saves_its_feed_state_with_its_items(h: Harness) -> None:
     outcome = await h.poller.poll(h.feed())
     state = h.store.get_feed_state("feed")
     assert outcome.new == 1 and state is not None and state.items_seen == 3
+
+
+async def test_an_extreme_date_does_not_break_the_poll(h: Harness) -> None:
+    """A pubDate at the edge of the calendar is read (or flagged), never a crash."""
+    odd = {**entry(7), "pubDate": "Fri, 31 Dec 9999 23:59:59 -1200"}
+    h.server.add_feed("/feed", fs.rss([odd, ORESHNIK]), content_type="application/xml")
+    outcome = await h.poller.poll(h.feed())
+    assert (outcome.status, outcome.new) == ("ok", 2)
+
+
+async def test_a_new_url_for_a_feed_treats_its_backlog_as_history(h: Harness) -> None:
+    """Pointing a feed at a new URL applies the first-poll age guard again."""
+    h.server.add_feed("/one", fs.rss([entry(1)]))
+    old = entry(9, title="Oreshnik strike reported last week", age=timedelta(days=6))
+    h.server.add_feed("/two", fs.rss([old]))
+    await h.poller.poll(FeedConfig(id="f", url=h.server.url("/one")))
+    outcome = await h.poller.poll(FeedConfig(id="f", url=h.server.url("/two")))
+    assert (outcome.new, outcome.alerted) == (1, 0)
