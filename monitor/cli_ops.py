@@ -106,7 +106,7 @@ def alerts(ctx: click.Context, config_path: Path, limit: int, dead: bool) -> Non
             for d in r.deliveries
         )
         table.add_row(
-            r.alert_id[:12], _when(r.created_at), r.severity, r.rule_id, r.item_title[:60], states
+            r.alert_id, _when(r.created_at), r.severity, r.rule_id, r.item_title[:50], states
         )
     _print(table)
 

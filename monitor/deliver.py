@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from datetime import datetime
 
 import structlog
 
@@ -49,12 +50,18 @@ class Deliverer:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics
+        # A sink that failed transiently (or said Retry-After) is held as a whole until
+        # its backoff ends: hammering a rate-limited webhook with the next alert only
+        # prolongs the limit, and its backlog must not crowd out other sinks' rows.
+        self._held_until: dict[str, datetime] = {}
 
     async def deliver_due(self, limit: int = 500) -> int:
         """One pass over the due deliveries (digests that are due first become one alert
         each); returns how many were delivered."""
         self.flush_digests()
-        due = self.storage.due_deliveries(self.clock.now(), limit)
+        now = self.clock.now()
+        held = [name for name, until in self._held_until.items() if until > now]
+        due = self.storage.due_deliveries(now, limit, skip_sinks=held)
         by_sink: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in due:
             by_sink[delivery.sink].append(delivery)
@@ -87,6 +94,7 @@ class Deliverer:
                     self._failed(delivery, bug)
                     break
                 now = self.clock.now()
+                self._held_until.pop(sink_name, None)
                 self.storage.mark_delivered(delivery.delivery_id, now)
                 if self.metrics is not None:
                     self.metrics.delivery(sink_name, "delivered", now - delivery.alert.created_at)
@@ -127,6 +135,8 @@ class Deliverer:
             attempts, scheduler.backoff_min, scheduler.backoff_max, self.rng, error.retry_after
         )
         next_attempt = None if dead else self.clock.now() + delay
+        if error.transient and next_attempt is not None:
+            self._held_until[delivery.sink] = next_attempt
         self.storage.mark_failed(
             delivery.delivery_id, str(error), next_attempt, dead=dead, now=self.clock.now()
         )

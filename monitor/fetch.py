@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import errno
 import importlib.util
+import mimetypes
 import socket
 import ssl
 import sys
@@ -573,6 +574,9 @@ def _read_file(url: str, path: Path, cap: int, last_modified: str | None) -> Fet
     if len(body) > cap:
         raise _too_large(url, cap, f"{path} grew past it while being read")
     headers = {"content-length": str(len(body)), "last-modified": mtime}
+    # A file has no Content-Type; without one feedparser flags every local feed.
+    guessed, _ = mimetypes.guess_type(path.name)
+    headers["content-type"] = guessed or "application/xml"
     return FetchResult(url, 200, body, headers, last_modified=mtime)
 
 

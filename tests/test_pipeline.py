@@ -318,3 +318,19 @@ async def test_a_new_url_for_a_feed_treats_its_backlog_as_history(h: Harness) ->
     await h.poller.poll(FeedConfig(id="f", url=h.server.url("/one")))
     outcome = await h.poller.poll(FeedConfig(id="f", url=h.server.url("/two")))
     assert (outcome.new, outcome.alerted) == (1, 0)
+
+
+async def test_a_rate_limited_sink_is_held_as_a_whole(h: Harness) -> None:
+    """After a 429 with Retry-After, none of that sink's alerts is tried until it passes."""
+    h.sink.fail_times, h.sink.retry_after = 1, 600
+    other = {**ORESHNIK, "guid": "urn:other", "link": "http://example.test/other",
+             "title": "Belarus puts Oreshnik launchers on combat duty"}  # fmt: skip
+    h.server.add_feed("/feed", fs.rss([ORESHNIK, other]))
+    await h.poller.poll(h.feed())
+    assert await h.deliverer.deliver_due() == 0
+    assert h.sink.attempts == 1
+    h.advance(timedelta(minutes=5))
+    assert await h.deliverer.deliver_due() == 0
+    assert h.sink.attempts == 1  # held: the second alert was not tried either
+    h.advance(timedelta(minutes=6))
+    assert await h.deliverer.deliver_due() == 2

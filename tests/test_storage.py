@@ -660,3 +660,12 @@ def test_kill_9_keeps_committed_claims_exactly_once(db_path: Path, mode: str) ->
                 [make_item("a", url="https://x/a"), make_item("b", url="https://x/b")]
             )
         ] == ["b"]
+
+
+def test_unseen_keeps_only_the_first_of_a_batchs_duplicates(store: Storage) -> None:
+    """Within one batch, a second item with the same id or URL is not offered as new."""
+    first = make_item("a", url="https://example.test/story")
+    same_url = make_item("b", url="https://example.test/story")
+    same_id = make_item("a", url="https://example.test/other")
+    other = make_item("c")
+    assert store.unseen([first, same_url, same_id, other]) == [first, other]

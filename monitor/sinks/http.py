@@ -10,6 +10,7 @@ module (server bodies, transport errors) has the sink's secrets masked.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -100,7 +101,11 @@ class HttpPoster:
         except httpx.HTTPError as e:
             # Not chained: an httpx error's text or request can carry the secret URL.
             cause = short(f"{type(e).__name__}: {e}", self._secrets)
-            raise self._error(f"cannot reach {self.receiver}: {cause}", transient=True) from None
+            # An untrusted certificate will not fix itself by retrying: permanent.
+            untrusted = _caused_by(e, ssl.SSLCertVerificationError)
+            raise self._error(
+                f"cannot reach {self.receiver}: {cause}", transient=not untrusted
+            ) from None
         return self._check(response, body)
 
     def _check(self, response: httpx.Response, body: bytes) -> str:
@@ -150,3 +155,12 @@ async def _read_some(response: httpx.Response) -> bytes:
         if size >= _BODY_READ:
             break
     return b"".join(chunks)[:_BODY_READ]
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -82,7 +82,12 @@ class Storage(History, Protocol):
     def count_items(self) -> int: ...
 
     # outbox
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]: ...
+    def due_deliveries(
+        self, now: datetime, limit: int = 100, *, skip_sinks: Sequence[str] = ()
+    ) -> list[Delivery]:
+        """Pending deliveries due at ``now``, oldest first, leaving out sinks on hold."""
+        ...
+
     def mark_delivered(self, delivery_id: int, now: datetime) -> None: ...
     def mark_failed(
         self,

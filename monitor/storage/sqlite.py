@@ -313,11 +313,15 @@ class SQLiteStorage:
         with self._transaction("look up items", write=False) as conn:
             known_ids = _known(conn, "id", ids)
             known_urls = _known(conn, "url", urls)
-        return [
-            item
-            for item in items
-            if item.id not in known_ids and (item.url is None or item.url not in known_urls)
-        ]
+        fresh: list[Item] = []
+        for item in items:  # the first of a batch's duplicates (same id or URL) is kept
+            if item.id in known_ids or (item.url is not None and item.url in known_urls):
+                continue
+            fresh.append(item)
+            known_ids.add(item.id)
+            if item.url is not None:
+                known_urls.add(item.url)
+        return fresh
 
     def claim(
         self,
@@ -429,12 +433,15 @@ class SQLiteStorage:
 
     # -- outbox -----------------------------------------------------------
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+    def due_deliveries(
+        self, now: datetime, limit: int = 100, *, skip_sinks: Sequence[str] = ()
+    ) -> list[Delivery]:
+        skip = f" AND d.sink NOT IN ({_placeholders(len(skip_sinks))})" if skip_sinks else ""
         with self._transaction("read due deliveries", write=False) as conn:
             rows = conn.execute(
-                f"{_SELECT_DELIVERY} WHERE d.state = 'pending' AND d.next_attempt <= ?"
+                f"{_SELECT_DELIVERY} WHERE d.state = 'pending' AND d.next_attempt <= ?{skip}"
                 " ORDER BY d.next_attempt, d.id LIMIT ?",
-                (codec.dt_to_text(now), limit),
+                (codec.dt_to_text(now), *skip_sinks, limit),
             ).fetchall()
         return [_delivery_from_row(row, codec.alert_from_json(row["payload"])) for row in rows]
 
