@@ -19,6 +19,7 @@ import click
 from monitor.cli_common import EXIT_CONFIG, EXIT_FAILED, EXIT_STARTUP, config_option, load_or_exit
 from monitor.config.models import AppConfig
 from monitor.exceptions import MonitorError, SinkError
+from monitor.observability import redactor
 from monitor.storage.sqlite import SQLiteStorage
 from monitor.types import Delivery
 
@@ -74,7 +75,7 @@ def feeds(config_path: Path) -> None:
             _when(s.last_success),
             _when(s.next_poll),
             str(s.items_seen),
-            (s.last_error or s.warning or "")[:80],
+            redactor.redact(s.last_error or s.warning or "")[:80],
         )
     _print(table)
 

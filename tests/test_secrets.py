@@ -173,3 +173,25 @@ async def test_a_reload_adds_the_new_secrets(tmp_path: Path) -> None:
         await app.aclose()
     for secret in ("https://hooks.test/tok-new-0c9d8e", "key-new-5a6b", HMAC_SECRET):
         assert redactor.redact(f"x {secret} y") == f"x {REDACTED} y"
+
+
+def test_feed_url_credentials_are_secrets(tmp_path: Path) -> None:
+    """A key in a feed URL is redacted from the poll's log line and from `monitor feeds`."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    key = "TOPSECRETKEY123"
+    config = write_config(
+        tmp_path,
+        [{"id": "wire", "url": f"http://user:pw-{key}@127.0.0.1:9/feed?format=rss&apikey={key}"}],
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "once", "-c", str(config)],
+        capture_output=True,
+        timeout=60,
+    )
+    output = (done.stdout + done.stderr).decode()
+    assert "polled" in output and key not in output
+    table = CliRunner().invoke(main, ["feeds", "-c", str(config)])
+    assert "wire" in table.output and key not in table.output

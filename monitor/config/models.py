@@ -11,6 +11,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     Field,
@@ -501,8 +502,25 @@ class AppConfig(Model):
         return self
 
     def secrets(self) -> list[SecretStr]:
-        """Every secret value in the config, for the log redactor."""
-        return [secret for sink in self.sinks for secret in sink_secrets(sink)]
+        """Every secret value in the config, for the log redactor: the sinks' secrets and
+        credentials in feed URLs (a password, or a token-like query parameter)."""
+        feed_secrets = [SecretStr(v) for feed in self.feeds for v in url_credentials(feed.url)]
+        return [secret for sink in self.sinks for secret in sink_secrets(sink)] + feed_secrets
+
+
+_CREDENTIAL_PARAMS = re.compile(
+    r"(api[_-]?key|key|token|access[_-]?token|secret|password|passwd|pass|auth|sig|signature)$",
+    re.IGNORECASE,
+)
+
+
+def url_credentials(url: str) -> list[str]:
+    """Values in a URL that are credentials: the userinfo password and the values of
+    query parameters named like keys or tokens (paid wire feeds carry them this way)."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query) if v and _CREDENTIAL_PARAMS.search(k)]
+    return found
 
 
 # Error types AppConfig._references raises; see its docstring.
