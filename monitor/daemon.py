@@ -216,8 +216,16 @@ class Daemon:
             job.modify(next_run_time=outcome.next_poll)
 
     async def _deliver_job(self) -> None:
-        with self._tracked(self._deliveries):
-            await self.app.deliverer.deliver_due()
+        # Each sink's batch runs as its own task and the job returns at once: a slow
+        # sink must not hold back the next pass for the others (see Deliverer.start_due).
+        for task in self.app.deliverer.start_due():
+            self._deliveries.add(task)
+            task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[int]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery_pass_failed", error=str(task.exception()))
 
     async def _health_job(self) -> None:
         """Source-health alerts (failing/silent feeds, dying sinks) to ``health: true`` routes."""

@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,48 @@ async def test_a_hanging_sink_does_not_delay_the_others(tmp_path: Path) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            for sink in sinks.values():
+                await sink.close()
+            store.close()
+
+
+async def test_a_busy_sink_does_not_hold_back_the_next_pass(tmp_path: Path) -> None:
+    """While one sink's batch is still running, a new pass delivers the other sink's new alert."""
+    from monitor.storage.sqlite import SQLiteStorage
+    from monitor.types import ClaimRequest, OutboxEntry
+
+    with WebhookReceiver() as slow_rx, WebhookReceiver() as fast_rx:
+        slow_rx.default = Hang(5)
+        config = AppConfig.model_validate(
+            {
+                "sinks": [
+                    {"type": "webhook", "name": "slow", "url": slow_rx.url(), "timeout": "10s"},
+                    {"type": "webhook", "name": "fast", "url": fast_rx.url(), "timeout": "10s"},
+                ],
+                "routes": [{"sinks": ["slow", "fast"]}],
+            }
+        )
+        store = SQLiteStorage(tmp_path / "m.db")
+        first = make_alert(alert_id="first")
+        store.claim([ClaimRequest(first.item, (OutboxEntry(first, ("slow", "fast")),))], NOW)
+        sinks = {c.name: build_sink(c) for c in config.sinks}
+        deliverer = Deliverer(config, store, sinks, FixedClock(NOW))
+        try:
+            first_pass = deliverer.start_due()
+            await asyncio.sleep(0.3)
+            second = make_alert(alert_id="second")
+            second_item = replace(second.item, id="item-2", url="https://example.test/2")
+            second = replace(second, item=second_item)
+            store.claim([ClaimRequest(second_item, (OutboxEntry(second, ("fast",)),))], NOW)
+            second_pass = deliverer.start_due()
+            assert [t.get_name() for t in second_pass] == ["deliver:fast"]
+            assert await asyncio.gather(*second_pass) == [1]
+            assert [r.json()["alert_id"] for r in fast_rx.requests] == ["first", "second"]
+            assert len(slow_rx.requests) == 1 and not all(t.done() for t in first_pass)
+        finally:
+            for task in deliverer.running():
+                task.cancel()
+            await asyncio.gather(*deliverer.running(), return_exceptions=True)
             for sink in sinks.values():
                 await sink.close()
             store.close()
