@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from monitor.exceptions import SinkError
 from monitor.sinks import build_sink, send_test
 from monitor.sinks.slack import SlackSink
 from monitor.sinks.webhook import WebhookSink, sign
+from monitor.storage.sqlite import SQLiteStorage
+from monitor.types import ClaimRequest, OutboxEntry
 from tests.receivers import NOW, Answer, Close, Hang, WebhookReceiver, make_alert
 
 SECRET = "hmac-key-s3cr3t-42"
@@ -303,83 +305,44 @@ async def test_slack_messages_are_paced(receiver: WebhookReceiver) -> None:
     assert elapsed >= 0.6  # two gaps of 0.3 s between three messages
 
 
-async def test_a_hanging_sink_does_not_delay_the_others(tmp_path: Path) -> None:
-    """While one webhook hangs, another sink's alert is delivered and marked at once."""
-    from monitor.storage.sqlite import SQLiteStorage
-    from monitor.types import ClaimRequest, OutboxEntry
+@dataclass
+class TwoSinks:
+    """A hanging webhook ("slow") and a healthy one ("fast") behind one Deliverer."""
 
-    with WebhookReceiver() as slow_rx, WebhookReceiver() as fast_rx:
-        slow_rx.default = Hang(5)
+    slow: WebhookReceiver
+    fast: WebhookReceiver
+    store: SQLiteStorage
+    deliverer: Deliverer
+
+    def enqueue(self, alert_id: str, sinks: tuple[str, ...]) -> None:
+        alert = make_alert(alert_id=alert_id)
+        item = replace(alert.item, id=f"item-{alert_id}", url=f"https://example.test/{alert_id}")
+        alert = replace(alert, item=item)
+        self.store.claim([ClaimRequest(item, (OutboxEntry(alert, sinks),))], NOW)
+
+    def states(self, alert_id: str) -> dict[str, str]:
+        [record] = [r for r in self.store.recent_alerts() if r.alert_id == alert_id]
+        return {d.sink: d.state for d in record.deliveries}
+
+
+@contextlib.asynccontextmanager
+async def two_sinks(tmp_path: Path) -> AsyncIterator[TwoSinks]:
+    with WebhookReceiver() as slow, WebhookReceiver() as fast:
+        slow.default = Hang(5)
         config = AppConfig.model_validate(
             {
                 "sinks": [
-                    {"type": "webhook", "name": "slow", "url": slow_rx.url(), "timeout": "10s"},
-                    {"type": "webhook", "name": "fast", "url": fast_rx.url(), "timeout": "10s"},
+                    {"type": "webhook", "name": "slow", "url": slow.url(), "timeout": "10s"},
+                    {"type": "webhook", "name": "fast", "url": fast.url(), "timeout": "10s"},
                 ],
                 "routes": [{"sinks": ["slow", "fast"]}],
             }
         )
         store = SQLiteStorage(tmp_path / "m.db")
-        alert = make_alert()
-        store.claim([ClaimRequest(alert.item, (OutboxEntry(alert, ("slow", "fast")),))], NOW)
-        sinks = {c.name: build_sink(c) for c in config.sinks}
-        deliverer = Deliverer(config, store, sinks, FixedClock(NOW))
-        task = asyncio.create_task(deliverer.deliver_due())
-        try:
-
-            def states() -> dict[str, str]:
-                [record] = store.recent_alerts()
-                return {d.sink: d.state for d in record.deliveries}
-
-            for _ in range(100):
-                if states()["fast"] == "delivered":
-                    break
-                await asyncio.sleep(0.02)
-            assert len(fast_rx.requests) == 1 and len(slow_rx.requests) == 1
-            assert states() == {"fast": "delivered", "slow": "pending"}
-            assert not task.done()  # the slow sink is still hanging
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            for sink in sinks.values():
-                await sink.close()
-            store.close()
-
-
-async def test_a_busy_sink_does_not_hold_back_the_next_pass(tmp_path: Path) -> None:
-    """While one sink's batch is still running, a new pass delivers the other sink's new alert."""
-    from monitor.storage.sqlite import SQLiteStorage
-    from monitor.types import ClaimRequest, OutboxEntry
-
-    with WebhookReceiver() as slow_rx, WebhookReceiver() as fast_rx:
-        slow_rx.default = Hang(5)
-        config = AppConfig.model_validate(
-            {
-                "sinks": [
-                    {"type": "webhook", "name": "slow", "url": slow_rx.url(), "timeout": "10s"},
-                    {"type": "webhook", "name": "fast", "url": fast_rx.url(), "timeout": "10s"},
-                ],
-                "routes": [{"sinks": ["slow", "fast"]}],
-            }
-        )
-        store = SQLiteStorage(tmp_path / "m.db")
-        first = make_alert(alert_id="first")
-        store.claim([ClaimRequest(first.item, (OutboxEntry(first, ("slow", "fast")),))], NOW)
         sinks = {c.name: build_sink(c) for c in config.sinks}
         deliverer = Deliverer(config, store, sinks, FixedClock(NOW))
         try:
-            first_pass = deliverer.start_due()
-            await asyncio.sleep(0.3)
-            second = make_alert(alert_id="second")
-            second_item = replace(second.item, id="item-2", url="https://example.test/2")
-            second = replace(second, item=second_item)
-            store.claim([ClaimRequest(second_item, (OutboxEntry(second, ("fast",)),))], NOW)
-            second_pass = deliverer.start_due()
-            assert [t.get_name() for t in second_pass] == ["deliver:fast"]
-            assert await asyncio.gather(*second_pass) == [1]
-            assert [r.json()["alert_id"] for r in fast_rx.requests] == ["first", "second"]
-            assert len(slow_rx.requests) == 1 and not all(t.done() for t in first_pass)
+            yield TwoSinks(slow, fast, store, deliverer)
         finally:
             for task in deliverer.running():
                 task.cancel()
@@ -387,3 +350,34 @@ async def test_a_busy_sink_does_not_hold_back_the_next_pass(tmp_path: Path) -> N
             for sink in sinks.values():
                 await sink.close()
             store.close()
+
+
+async def test_a_hanging_sink_does_not_delay_the_others(tmp_path: Path) -> None:
+    """While one webhook hangs, another sink's alert is delivered and marked at once."""
+    async with two_sinks(tmp_path) as two:
+        two.enqueue("first", ("slow", "fast"))
+        task = asyncio.create_task(two.deliverer.deliver_due())
+        for _ in range(100):
+            if two.states("first")["fast"] == "delivered":
+                break
+            await asyncio.sleep(0.02)
+        assert len(two.fast.requests) == 1 and len(two.slow.requests) == 1
+        assert two.states("first") == {"fast": "delivered", "slow": "pending"}
+        assert not task.done()  # the slow sink is still hanging
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_busy_sink_does_not_hold_back_the_next_pass(tmp_path: Path) -> None:
+    """While one sink's batch is still running, a new pass delivers the other sink's new alert."""
+    async with two_sinks(tmp_path) as two:
+        two.enqueue("first", ("slow", "fast"))
+        first_pass = two.deliverer.start_due()
+        await asyncio.sleep(0.3)
+        two.enqueue("second", ("fast",))
+        second_pass = two.deliverer.start_due()
+        assert [t.get_name() for t in second_pass] == ["deliver:fast"]
+        assert await asyncio.gather(*second_pass) == [1]
+        assert [r.json()["alert_id"] for r in two.fast.requests] == ["first", "second"]
+        assert len(two.slow.requests) == 1 and not all(t.done() for t in first_pass)
