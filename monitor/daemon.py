@@ -351,6 +351,9 @@ class Daemon:
         if new.scheduler.delivery_interval != old.scheduler.delivery_interval:
             seconds = new.scheduler.delivery_interval.total_seconds()
             self.scheduler.reschedule_job("deliver", trigger=IntervalTrigger(seconds=seconds))
+        if new.scheduler.health.check_every != old.scheduler.health.check_every:
+            seconds = new.scheduler.health.check_every.total_seconds()
+            self.scheduler.reschedule_job("health", trigger=IntervalTrigger(seconds=seconds))
         return {"added": added, "removed": removed, "changed": changed}
 
     async def _retire(
