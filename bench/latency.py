@@ -37,8 +37,15 @@ sys.path.insert(0, str(ROOT))
 from tests.feedserver import FeedServer, rss  # noqa: E402  (after the path set-up)
 from tests.receivers import WebhookReceiver  # noqa: E402
 
-WORDS = ["north", "south", "river", "bridge", "council", "harbour", "rail", "grain", "energy",
-         "school", "port", "market"]  # fmt: skip
+# Distinct stories: a place, an event and an actor each, so that story clustering
+# (one alert per story) does not merge them the way it merges real duplicates.
+PLACES = ["Odesa", "Kharkiv", "Lviv", "Sumy", "Poltava", "Kherson", "Dnipro", "Chernihiv",
+          "Mykolaiv", "Zhytomyr", "Vinnytsia", "Rivne"]  # fmt: skip
+EVENTS = ["power outage", "bridge repair", "grain shipment", "school reopening",
+          "rail delay", "market fire", "water shortage", "hospital opening", "port closure",
+          "flood warning"]  # fmt: skip
+ACTORS = ["mayor", "governor", "minister", "council", "operator", "police", "engineers",
+          "volunteers"]  # fmt: skip
 
 
 def parse_time(text: str) -> float:
@@ -65,13 +72,16 @@ class Publisher(threading.Thread):
         for n, (at, feed) in enumerate(self.schedule):
             time.sleep(max(0.0, start + at - time.time()))
             guid = f"urn:bench:{n}"
-            words = " ".join(random.Random(n).sample(WORDS, 5))
+            # A different (place, event) pair per item, up to 120 items: distinct stories.
+            place, event = PLACES[n % len(PLACES)], EVENTS[(n // len(PLACES)) % len(EVENTS)]
+            words = f"{place} {ACTORS[n % len(ACTORS)]}: {event}"
             now = time.time()
             self.entries[feed].insert(
                 0,
                 {
                     "guid": guid,
-                    "title": f"Bench-signal {n}: {words}",
+                    "title": f"{words} ({n})",
+                    "description": "bench-signal",
                     "link": f"http://example.test/{n}",
                     "pubDate": format_datetime(datetime.fromtimestamp(now, UTC), usegmt=True),
                 },
@@ -99,7 +109,11 @@ def write_config(tmp: Path, server: FeedServer, hook: str, feeds: int, interval:
 def percentiles(values: list[float]) -> str:
     if not values:
         return "no data"
-    q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
+    q = (
+        statistics.quantiles(values, n=20, method="inclusive")
+        if len(values) > 1
+        else [values[0]] * 19
+    )
     return f"p50 {statistics.median(values):6.2f} s  p95 {q[18]:6.2f} s  max {max(values):6.2f} s"
 
 

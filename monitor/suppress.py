@@ -102,23 +102,50 @@ def _tokens(text: str) -> set[str]:
     return out
 
 
-def signature(title: str, summary: str = "") -> str:
-    """A title's content words, normalised, de-duplicated and sorted, space-separated."""
+def signature(title: str, summary: str = "", regions: Iterable[str] = ()) -> str:
+    """A title's content words, normalised, de-duplicated and sorted, space-separated,
+    plus one ``@<region id>`` token per region the item's evidence names."""
     tokens = _tokens(title)
     if len(tokens) < _TITLE_TOKENS and summary:
         tokens |= _tokens(re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0])
+    tokens |= {f"{_REGION}{region}" for region in regions}
     return " ".join(sorted(tokens))
 
 
 def similarity(a: str, b: str) -> float:
-    """0-100: how alike two signatures are; 0 when they share fewer than three tokens."""
+    """0-100: how alike two signatures are; 0 when they share fewer than three tokens, or
+    when both name regions and none in common: "drones hit Odesa power plant" and
+    "drones hit Mykolaiv power plant" read alike but are two stories."""
     if not a or not b:
         return 0.0
     if a == b:
         return 100.0
-    if len(set(a.split()) & set(b.split())) < MIN_SHARED:
+    words_a, words_b = set(a.split()), set(b.split())
+    regions_a = {w for w in words_a if w.startswith(_REGION)}
+    regions_b = {w for w in words_b if w.startswith(_REGION)}
+    if regions_a and regions_b and not regions_a & regions_b:
         return 0.0
-    return float(fuzz.token_set_ratio(a, b))
+    words_a, words_b = words_a - regions_a, words_b - regions_b  # a veto only, not a word
+    if len(words_a & words_b) < MIN_SHARED:
+        return 0.0
+    return float(fuzz.token_set_ratio(" ".join(sorted(words_a)), " ".join(sorted(words_b))))
+
+
+_REGION = "@"
+
+
+def regions_of(matches: Sequence[Match]) -> set[str]:
+    """First-level regions named in the matches' evidence (a city counts as its region;
+    countries are left out: nearly every war story names the same two)."""
+    found: set[str] = set()
+    for match in matches:
+        for place in match.evidence.details.get("places") or ():
+            if not isinstance(place, Mapping) or place.get("kind") == "country":
+                continue
+            region = place.get("region") or place.get("id")
+            if region:
+                found.add(str(region))
+    return found
 
 
 def most_similar(sig: str, stories: Iterable[Story], threshold: float) -> Story | None:
@@ -252,7 +279,7 @@ class StoryBook:
     ) -> Plan:
         """Plan one fresh item: matches start or join a story; a non-matching item only
         joins one (as corroboration). Returns an empty plan for a lone non-match."""
-        sig = signature(item.title, item.summary)
+        sig = signature(item.title, item.summary, regions_of(matches))
         open_stories = self.candidates(sig, now - self.policy.window)
         story = most_similar(sig, open_stories, self.policy.threshold)
         if story is None and not matches:

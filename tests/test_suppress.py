@@ -454,3 +454,26 @@ def test_also_reported_by_leaves_out_the_alerts_own_feed() -> None:
 
     update = rendered_alerts()[1]
     assert update.item.feed_id == "feed-1" and sources(update) == ["A"]
+
+
+def test_alike_reports_about_different_regions_are_different_stories() -> None:
+    """Titles that read alike but name different regions never join; the same region does."""
+    from monitor.suppress import regions_of, signature, similarity
+    from monitor.types import Evidence, Match, Severity
+
+    def places(*entries: tuple[str, str, str]) -> list[Match]:
+        details = {"places": [{"id": i, "kind": k, "region": r} for i, k, r in entries]}
+        return [Match("r", Severity.WARNING, Evidence(details=details))]
+
+    odesa = places(("gn:698740", "city", "UA-51"), ("UA", "country", ""))
+    odesa_region = places(("UA-51", "region", "UA-51"))
+    mykolaiv = places(("gn:700569", "city", "UA-48"), ("UA", "country", ""))
+    assert regions_of(odesa) == {"UA-51"}
+    a = signature("Russian drones hit Odesa power plant overnight", "", regions_of(odesa))
+    b = signature("Russian drones hit Mykolaiv power plant overnight", "", regions_of(mykolaiv))
+    c = signature("Russian drones hit power plant in Odesa region", "", regions_of(odesa_region))
+    assert similarity(a, b) == 0.0
+    assert similarity(a, c) >= 70
+    plain_a = signature("Russian drones hit Odesa power plant overnight")
+    plain_b = signature("Russian drones hit Mykolaiv power plant overnight")
+    assert similarity(plain_a, plain_b) >= 70  # without places the titles alone would merge
