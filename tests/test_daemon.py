@@ -7,9 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from tests import feedserver as fs
 from tests.configs import write_config
+from tests.processes import monitor, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +34,6 @@ def oreshnik_feed() -> bytes:
             }
         ]
     )
-
-
-def monitor(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitor", *args]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def query(db: Path, sql: str) -> list[tuple[object, ...]]:

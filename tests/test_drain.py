@@ -6,9 +6,7 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from tests import feedserver as fs
 from tests.configs import write_config
+from tests.processes import monitor, wait_for
 from tests.receivers import Hang, WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -33,18 +32,6 @@ def oreshnik_feed() -> bytes:
             }
         ]
     )
-
-
-def monitor(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitor", *args]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def deliveries(db: Path) -> list[tuple[object, ...]]:

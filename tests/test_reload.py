@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,20 +20,9 @@ from monitor.config.models import AppConfig
 from monitor.daemon import Daemon, feed_job_id
 from tests import feedserver as fs
 from tests.configs import ORESHNIK_RULE, write_config
+from tests.processes import monitor, wait_for
 
 FAST = {"interval": 0.3}  # seconds between polls of a feed
-
-
-def monitor(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitor", *args]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def events(log: Path, name: str) -> list[dict[str, Any]]:

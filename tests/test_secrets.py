@@ -24,6 +24,7 @@ from monitor.daemon import Daemon
 from monitor.observability import REDACTED, configure_logging, redactor
 from tests import feedserver as fs
 from tests.configs import write_config
+from tests.processes import monitor
 from tests.receivers import Answer, SmtpServer, WebhookReceiver
 
 TOKEN = "tok-7f3a9c1e5b2d"
@@ -37,10 +38,6 @@ def _reset_logging() -> Iterator[None]:
     yield
     redactor.update(())
     configure_logging()
-
-
-def monitor(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitor", *args]
 
 
 def oreshnik_feed() -> bytes:

@@ -9,7 +9,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from monitor.storage.sqlite import SQLiteStorage
 from monitor.types import FeedState, PollOutcome
 from tests import feedserver as fs
 from tests.configs import write_config
+from tests.processes import monitor
 
 
 def fresh_feed(guid: str = "urn:oreshnik") -> bytes:
@@ -350,10 +350,6 @@ async def test_promtool_accepts_the_metrics(running: tuple[Daemon, App, fs.FeedS
 
 
 # --- monitor health -----------------------------------------------------------------
-
-
-def monitor(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitor", *args]
 
 
 @pytest.mark.slow
