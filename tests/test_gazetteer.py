@@ -256,3 +256,24 @@ def test_build_is_deterministic(tmp_path: Path) -> None:
     a = (tmp_path / "a" / "places.json").read_bytes()
     assert a == (tmp_path / "b" / "places.json").read_bytes()
     assert a == (SHIPPED / "places.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "country"),
+    [
+        ("Drone debris found in a Romanian village", "RO"),
+        ("Russian drones violated Polish airspace", "PL"),
+        ("Polish officials said a drone crashed", "PL"),
+        ("The Moldovan government condemned the strike", "MD"),
+    ],
+)
+def test_neighbours_adjectives_are_their_countries(text: str, country: str) -> None:
+    """Spill-over news names neighbours by adjective: "Polish airspace" is Poland."""
+    found = {m.place.id for m in Gazetteer.load().find(normalize(text))}
+    assert country in found
+
+
+def test_lowercase_polish_is_not_poland() -> None:
+    """Shoe polish is not a country."""
+    found = {m.place.id for m in Gazetteer.load().find(normalize("She used shoe polish"))}
+    assert "PL" not in found
