@@ -161,14 +161,20 @@ class Derived:
     known: Theatre | None = None  # the curated theatre the baselines start from
 
 
-def lexicon_from_text(text: str, source: str = "lexicon") -> Lexicon:
-    """Parse a lexicon file's text; ValueError naming ``source`` when a section is missing."""
+def _sections(text: str, source: str, required: Iterable[str]) -> dict[str, Any]:
+    """A data file's top-level mapping; ValueError naming ``source`` when a section is missing."""
     data = YAML(typ="safe", pure=True).load(text)
     if not isinstance(data, dict):
         raise ValueError(f"{source}: the top level must be a mapping")
-    missing = [key for key in _LEXICON_KEYS if key not in data]
+    missing = [key for key in required if key not in data]
     if missing:
         raise ValueError(f"{source}: missing section(s) {', '.join(missing)}")
+    return data
+
+
+def lexicon_from_text(text: str, source: str = "lexicon") -> Lexicon:
+    """Parse a lexicon file's text; ValueError naming ``source`` when a section is missing."""
+    data = _sections(text, source, _LEXICON_KEYS)
     context = data["novelty_context"]
     lacking = [k for k in _CONTEXT_KEYS if not isinstance(context, dict) or k not in context]
     if lacking:
@@ -181,12 +187,7 @@ def theatre_from_text(
 ) -> Theatre:
     """Parse a theatre file; ValueError naming ``source`` for a missing section, a bad
     date or (with ``gazetteer``) an id the gazetteer does not know or of the wrong kind."""
-    data = YAML(typ="safe", pure=True).load(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: the top level must be a mapping")
-    missing = [key for key in _THEATRE_KEYS if key not in data]
-    if missing:
-        raise ValueError(f"{source}: missing section(s) {', '.join(missing)}")
+    data = _sections(text, source, _THEATRE_KEYS)
     as_of = data["as_of"]
     if not isinstance(as_of, date):
         try:

@@ -133,6 +133,13 @@ def test_a_drone_down_in_a_neighbour_is_a_new_country() -> None:
     assert not fired("Poland pledges more air defense systems for Ukraine", "new-country")
 
 
+def backtest_rules(items: list[Item]) -> list[str]:
+    """The rule of each alert a backtest of ``items`` (in time order) raises."""
+    alerts: list[str] = []
+    backtest(items, shipped(), on_alert=lambda a: alerts.append(a.rule_id))
+    return alerts
+
+
 def test_with_history_a_new_region_fires_once() -> None:
     """In a backtest the second report of the same new region is no longer new."""
     start = datetime(2025, 6, 9, tzinfo=UTC)
@@ -140,9 +147,7 @@ def test_with_history_a_new_region_fires_once() -> None:
         item("Drone attack on Khabarovsk region damages energy facility", when=start),
         item("Second drone attack on Khabarovsk region in a day", when=start + timedelta(hours=3)),
     ]
-    alerts: list[str] = []
-    backtest(items, shipped(), on_alert=lambda a: alerts.append(a.rule_id))
-    assert alerts.count("strike-reaches-new-region") == 1
+    assert backtest_rules(items).count("strike-reaches-new-region") == 1
 
 
 def test_a_strike_does_not_hide_a_later_new_front() -> None:
@@ -152,9 +157,7 @@ def test_a_strike_does_not_hide_a_later_new_front() -> None:
         item("Drones attack Poltava overnight, governor says", when=start),
         item("Russian troops advance into Poltava region", when=start + timedelta(hours=5)),
     ]
-    alerts: list[str] = []
-    backtest(items, shipped(), on_alert=lambda a: alerts.append(a.rule_id))
-    assert alerts.count("new-front") == 1
+    assert backtest_rules(items).count("new-front") == 1
 
 
 def test_an_advance_hides_a_later_advance_into_the_same_region() -> None:
@@ -164,9 +167,7 @@ def test_an_advance_hides_a_later_advance_into_the_same_region() -> None:
         item("Russian troops advance into Poltava region", when=start),
         item("Russian forces pushed into Poltava region", when=start + timedelta(hours=5)),
     ]
-    alerts: list[str] = []
-    backtest(items, shipped(), on_alert=lambda a: alerts.append(a.rule_id))
-    assert alerts.count("new-front") == 1
+    assert backtest_rules(items).count("new-front") == 1
 
 
 def test_a_place_in_an_aside_is_not_near_the_next_clause() -> None:
