@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
 from monitor.pipeline import Poller
+from monitor.readers import FeedReader, LocalReader, ProcessReader, worker_count
 from monitor.rules.compile import compile_rules
 from monitor.rules.engine import RuleSet
 from monitor.sinks import build_sinks
@@ -24,7 +26,7 @@ class App:
     config: AppConfig
     clock: Clock
     storage: Storage
-    fetcher: Fetcher
+    reader: FeedReader
     sinks: dict[str, Sink]
     poller: Poller
     deliverer: Deliverer
@@ -34,7 +36,7 @@ class App:
         """Close what was opened; sinks first so nothing writes to a closed store."""
         for sink in self.sinks.values():
             await sink.close()
-        await self.fetcher.aclose()
+        await self.reader.aclose()
         self.storage.close()
 
 
@@ -45,15 +47,26 @@ def build_app(config: AppConfig, clock: Clock, *, rng: random.Random | None = No
     rules = compile_rules(config.rules)
     storage = SQLiteStorage(config.storage.path)
     try:
-        fetcher = Fetcher(config.http, clock)
+        reader = build_reader(config, clock)
         sinks = build_sinks(config.sinks)
     except BaseException:
         storage.close()
         raise
     metrics = Metrics()
-    poller = Poller(config, storage, fetcher, rules, clock, rng, metrics=metrics)
+    poller = Poller(config, storage, reader, rules, clock, rng, metrics=metrics)
     deliverer = Deliverer(config, storage, sinks, clock, rng, metrics=metrics)
-    return App(config, clock, storage, fetcher, sinks, poller, deliverer, metrics)
+    return App(config, clock, storage, reader, sinks, poller, deliverer, metrics)
+
+
+def build_reader(config: AppConfig, clock: Clock) -> FeedReader:
+    """Feeds are read in worker processes when ``http.workers`` asks for any (see
+    monitor.readers); the workers start with the first read."""
+    workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
+    if workers == 0:
+        return LocalReader(Fetcher(config.http, clock))
+    return ProcessReader(
+        config.http, workers, log_format=config.logging.format, log_level=config.logging.level
+    )
 
 
 @dataclass
@@ -61,31 +74,35 @@ class Retired:
     """What ``reconfigure`` took out of service, to close once in-flight work is done with it."""
 
     sinks: dict[str, Sink] = field(default_factory=dict)
-    fetcher: Fetcher | None = None
+    reader: FeedReader | None = None
 
     async def aclose(self) -> None:
         for sink in self.sinks.values():
             await sink.close()
-        if self.fetcher is not None:
-            await self.fetcher.aclose()
+        if self.reader is not None:
+            await self.reader.aclose()
 
 
 def reconfigure(app: App, config: AppConfig, rules: RuleSet | None = None) -> Retired:
     """Swap in the parts built from ``config``: rules, sinks, poller, deliverer and, when
-    ``http`` changed, the fetcher. The store, clock and metrics stay (state is kept;
-    a new ``storage.path`` needs a restart). Everything is built before anything is
-    swapped, so a failure (``MonitorError``) leaves ``app`` as it was."""
+    ``http``, logging or the number of workers changed, the feed reader. The store,
+    clock and metrics stay (state is kept; a new ``storage.path`` needs a restart).
+    Everything is built before anything is swapped, so a failure (``MonitorError``)
+    leaves ``app`` as it was."""
     rules = rules if rules is not None else compile_rules(config.rules)
     sinks = build_sinks(config.sinks)
     retired = Retired(app.sinks)
-    if config.http != app.config.http:
-        retired.fetcher = app.fetcher
-        app.fetcher = Fetcher(config.http, app.clock)
+    if _reader_settings(config) != _reader_settings(app.config):
+        retired.reader = app.reader
+        app.reader = build_reader(config, app.clock)
     rng = app.poller.rng
     app.config = config
     app.sinks = sinks
-    app.poller = Poller(
-        config, app.storage, app.fetcher, rules, app.clock, rng, metrics=app.metrics
-    )
+    app.poller = Poller(config, app.storage, app.reader, rules, app.clock, rng, metrics=app.metrics)
     app.deliverer = Deliverer(config, app.storage, sinks, app.clock, rng, metrics=app.metrics)
     return retired
+
+
+def _reader_settings(config: AppConfig) -> tuple[object, ...]:
+    workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
+    return config.http, workers, config.logging

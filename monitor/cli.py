@@ -8,12 +8,13 @@ feed, ``health`` found the daemon not ready); 2 bad usage or configuration;
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 import structlog
@@ -60,7 +61,33 @@ def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[A
     return asyncio.run(main())
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """Commands of other modules, imported when called (or listed by --help): the
+    analysts' and operators' commands need not load for ``run`` and ``once``."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "derive": "monitor.cli_analyst:derive",
+        "test": "monitor.cli_analyst:test_command",
+        "backtest": "monitor.cli_analyst:backtest",
+        "feeds": "monitor.cli_ops:feeds",
+        "alerts": "monitor.cli_ops:alerts",
+        "send-test": "monitor.cli_ops:send_test",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = target.partition(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="media-monitor")
 def main() -> None:
     """media-monitor: news feeds in, escalation alerts out."""
@@ -190,10 +217,3 @@ def schema(markdown: bool) -> None:
         click.echo(reference(), nl=False)
         return
     click.echo(json.dumps(json_schema(), indent=2))
-
-
-from monitor.cli_analyst import register  # noqa: E402
-from monitor.cli_ops import register as register_ops  # noqa: E402
-
-register(main)
-register_ops(main)

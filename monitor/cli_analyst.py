@@ -355,10 +355,3 @@ def _report(console: Console, tally: Any) -> None:
         console.print(f"[bold]{rule_id}[/bold] examples:")
         for alert in tally.examples[rule_id]:
             console.print(f"  {alert.item.published:%Y-%m-%d %H:%M} {alert.item.title[:100]}")
-
-
-def register(group: click.Group) -> None:
-    """Add ``derive``, ``test`` and ``backtest`` to the ``monitor`` command group."""
-    group.add_command(derive)
-    group.add_command(test_command)
-    group.add_command(backtest)

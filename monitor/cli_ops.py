@@ -24,11 +24,6 @@ from monitor.storage.sqlite import SQLiteStorage
 from monitor.types import Delivery
 
 
-def register(group: click.Group) -> None:
-    for command in (feeds, alerts, send_test):
-        group.add_command(command)
-
-
 @contextmanager
 def _store(config: AppConfig) -> Iterator[SQLiteStorage]:
     try:

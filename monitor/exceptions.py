@@ -21,10 +21,33 @@ class MonitorError(Exception):
         parts = [self.message]
         if self.identity:
             parts.append(self.identity)
-        cause = self.__cause__
-        if cause is not None:
-            parts.append(f"{type(cause).__name__}: {cause}")
+        cause = _cause_text(self)
+        if cause:
+            parts.append(cause)
         return ": ".join(parts)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Feed reader processes send errors to the poller pickled. Exception's own
+        # pickling calls __init__(*args), which our keyword-only fields break, and drops
+        # the cause, which __str__ shows: rebuild from the attributes, cause as text.
+        state = {**self.__dict__, "_cause": _cause_text(self)}
+        return _rebuild, (type(self), self.args, state)
+
+
+def _cause_text(error: MonitorError) -> str:
+    cause = error.__cause__
+    if cause is None:
+        return str(error.__dict__.get("_cause", ""))
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _rebuild(
+    cls: type[MonitorError], args: tuple[object, ...], state: dict[str, object]
+) -> MonitorError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigIssue:

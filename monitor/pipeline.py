@@ -17,7 +17,6 @@ recorded on it and never raised to the caller, except bugs.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter
@@ -33,25 +32,19 @@ from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError
 from monitor.metrics import Metrics
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import ParsedFeed
+from monitor.readers import FeedReader, Fetcher, LocalReader, ReadRequest
 from monitor.rules.engine import Assessment
 from monitor.rules.history import History, LayeredHistory
 from monitor.storage.base import Storage
 from monitor.types import (
     ClaimRequest,
     FeedState,
-    FetchResult,
     Item,
     PollOutcome,
 )
 
 log = structlog.get_logger("monitor")
-
-
-class Fetcher(Protocol):
-    async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> FetchResult: ...
 
 
 class RuleEvaluator(Protocol):
@@ -72,7 +65,7 @@ class Poller:
         self,
         config: AppConfig,
         storage: Storage,
-        fetcher: Fetcher,
+        reader: FeedReader | Fetcher,
         rules: RuleEvaluator,
         clock: Clock,
         rng: random.Random | None = None,
@@ -81,7 +74,8 @@ class Poller:
     ) -> None:
         self.config = config
         self.storage = storage
-        self.fetcher = fetcher
+        # A bare fetcher (tests, tools) reads in this process.
+        self.reader = reader if isinstance(reader, FeedReader) else LocalReader(reader)
         self.rules = rules
         self.clock = clock
         self.rng = rng or random.Random()
@@ -141,31 +135,31 @@ class Poller:
     ) -> tuple[PollOutcome, FeedState, bool]:
         """The outcome, the feed's new state, and whether that state is saved already
         (with the claimed items, in one transaction)."""
-        result = await self.fetcher.fetch(
-            state.url, etag=state.etag, last_modified=state.last_modified
+        read = await self.reader.read(
+            ReadRequest(
+                feed.id,
+                state.url,
+                now,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                body_hash=state.body_hash,
+                tags=feed.tags,
+                language=feed.language,
+            )
         )
+        result, body_hash, parsed = read.result, read.body_hash, read.parsed
         next_poll = now + decide.jittered(
             self.interval(feed), self.config.scheduler.jitter, self.rng
         )
         if result.body is None:
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
             return PollOutcome(feed.id, "not_modified", http_status=304), new_state, False
-        body_hash = hashlib.sha256(result.body).hexdigest()
-        if body_hash == state.body_hash:
+        if parsed is None:  # the same body as last time
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
             outcome = PollOutcome(
                 feed.id, "unchanged", http_status=result.status, body_bytes=len(result.body)
             )
             return outcome, new_state, False
-        parsed = parse_feed(
-            result.body,
-            result.headers,
-            feed_id=feed.id,
-            url=result.url,
-            now=now,
-            tags=feed.tags,
-            language=feed.language,
-        )
         if parsed.warning:
             log.warning("feed_malformed", warning=parsed.warning)
         requests, matched = self._claim_requests(

@@ -17,6 +17,7 @@ from monitor.config.models import AppConfig, FeedConfig
 from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
 from monitor.pipeline import Poller
+from monitor.readers import FeedReader, LocalReader, ProcessReader
 from monitor.rules.compile import compile_rules
 from monitor.storage.sqlite import SQLiteStorage
 from tests import feedserver as fs
@@ -41,7 +42,9 @@ ORESHNIK = entry(100, title="Russia fires Oreshnik missile at Dnipro")
 class Harness:
     """A Poller and a Deliverer wired to a real store, a real fetcher and a FakeSink."""
 
-    def __init__(self, tmp_path: Path, server: fs.FeedServer, **overrides: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, server: fs.FeedServer, *, workers: int = 0, **overrides: Any
+    ) -> None:
         self.server = server
         self.clock = FixedClock(NOW)
         data: dict[str, Any] = {
@@ -57,11 +60,15 @@ class Harness:
         }
         self.config = AppConfig.model_validate(data)
         self.store = SQLiteStorage(self.config.storage.path)
-        self.fetcher = Fetcher(self.config.http, self.clock)
+        self.reader: FeedReader = LocalReader(Fetcher(self.config.http, self.clock))
+        if workers:
+            self.reader = ProcessReader(
+                self.config.http, workers, log_format="json", log_level="info"
+            )
         self.sink = FakeSink("fake")
         rng = random.Random(7)
         rules = compile_rules(self.config.rules)
-        self.poller = Poller(self.config, self.store, self.fetcher, rules, self.clock, rng)
+        self.poller = Poller(self.config, self.store, self.reader, rules, self.clock, rng)
         self.deliverer = Deliverer(self.config, self.store, {"fake": self.sink}, self.clock, rng)
 
     def feed(self, path: str = "/feed", **kw: Any) -> FeedConfig:
@@ -73,13 +80,16 @@ class Harness:
         self.clock.set(self.clock.now() + delta)
 
     async def close(self) -> None:
-        await self.fetcher.aclose()
+        await self.reader.aclose()
         self.store.close()
 
 
-@pytest.fixture
-async def h(tmp_path: Path, feed_server: fs.FeedServer) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path, feed_server)
+@pytest.fixture(params=[0, 1], ids=["in-process", "worker-process"])
+async def h(
+    tmp_path: Path, feed_server: fs.FeedServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    """Every test twice: feeds read in this process, and in a worker process (http.workers)."""
+    harness = Harness(tmp_path, feed_server, workers=request.param)
     yield harness
     await harness.close()
 

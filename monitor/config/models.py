@@ -342,6 +342,14 @@ class HttpConfig(Model):
     )
     per_host_limit: int = Field(4, ge=1, description="Concurrent requests to one host.")
     global_limit: int = Field(64, ge=1, description="Concurrent requests in all.")
+    workers: Annotated[int, Field(ge=0, le=32)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Processes that fetch and parse feeds on other cores (0: all in the main "
+            "process). auto: none below 200 feeds or on one core, else one per core but "
+            "one, at most 4."
+        ),
+    )
 
 
 class HealthConfig(Model):

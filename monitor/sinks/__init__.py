@@ -22,30 +22,38 @@ from monitor.config.models import (
     WebhookSinkConfig,
 )
 from monitor.sinks.base import ReportingSink, Sink
-from monitor.sinks.console import ConsoleSink
-from monitor.sinks.email import EmailSink
-from monitor.sinks.file import FileSink
-from monitor.sinks.slack import SlackSink
 from monitor.sinks.testing import send_test
-from monitor.sinks.webhook import WebhookSink
 
 __all__ = ["ReportingSink", "Sink", "build_sink", "build_sinks", "send_test"]
 
 
 def build_sink(config: SinkConfig, *, clock: Clock | None = None) -> Sink:
+    # Each sink's module is imported when a sink of its kind is configured: e-mail
+    # (aiosmtplib, the email package), HTTP and templates cost start-up time, and
+    # Apprise is an optional extra.
     match config:
         case ConsoleSinkConfig():
+            from monitor.sinks.console import ConsoleSink
+
             return ConsoleSink(config.name)
         case FileSinkConfig():
+            from monitor.sinks.file import FileSink
+
             return FileSink(config.name, config.path)
         case SlackSinkConfig():
+            from monitor.sinks.slack import SlackSink
+
             return SlackSink(config, clock=clock)
         case WebhookSinkConfig():
+            from monitor.sinks.webhook import WebhookSink
+
             return WebhookSink(config, clock=clock)
         case EmailSinkConfig():
+            from monitor.sinks.email import EmailSink
+
             return EmailSink(config, clock=clock)
         case AppriseSinkConfig():
-            from monitor.sinks.apprise_sink import AppriseSink  # optional extra: import lazily
+            from monitor.sinks.apprise_sink import AppriseSink
 
             return AppriseSink(config)
 

@@ -1,0 +1,326 @@
+"""Reading a feed: fetch it, and parse it when its body changed; in this process or in workers.
+
+::
+
+    ReadRequest -> fetch (conditional GET) -> 304: Read(result)
+                                           -> same body hash: Read(result, hash)
+                                           -> parse -> Read(result, hash, parsed)
+
+Fetching and parsing are the CPU-heavy, stateless part of a poll: HTTP client work and
+XML parsing, about two thirds of a first poll. ``http.workers`` moves them into worker
+processes so that they run on other cores, while this process keeps everything
+stateful (history, rules, stories, the store) exactly as with one process.
+
+A worker is ``python -m monitor.read_worker``, talking over its stdin and stdout in
+length-prefixed pickles (our own child, so pickle is safe). A feed's host always goes
+to the same worker, so ``http.per_host_limit`` holds across workers; ``global_limit``
+is shared out between them. A worker that dies fails its reads in flight with a
+transient ``FetchError`` (the feeds retry on their next poll) and is started again on
+the next read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import pickle
+import struct
+import sys
+import zlib
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import count
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import structlog
+
+from monitor.config.models import HttpConfig
+from monitor.exceptions import FetchError
+from monitor.parse import ParsedFeed, parse_feed
+from monitor.types import FetchResult
+
+log = structlog.get_logger("monitor")
+
+_HEADER = struct.Struct("!I")
+# Below this many feeds, ``workers: auto`` reads in this process: starting a worker
+# costs about as much CPU as reading a hundred feeds.
+AUTO_MIN_FEEDS = 200
+AUTO_MAX_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One feed to read, with what the poller knows of it."""
+
+    feed_id: str
+    url: str
+    now: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None  # of the last body parsed; the same body is not parsed again
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What reading a feed gave: the fetch result, the body's hash (None on a 304) and
+    the parsed feed (None on a 304 or when the body hash is unchanged)."""
+
+    result: FetchResult
+    body_hash: str | None = None
+    parsed: ParsedFeed | None = None
+
+
+class Fetcher(Protocol):
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FeedReader(Protocol):
+    async def read(self, request: ReadRequest) -> Read: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def read_feed(fetcher: Fetcher, request: ReadRequest) -> Read:
+    """Fetch conditionally; parse only a body that changed. Raises FetchError, ParseError."""
+    result = await fetcher.fetch(
+        request.url, etag=request.etag, last_modified=request.last_modified
+    )
+    if result.body is None:
+        return Read(result)
+    body_hash = hashlib.sha256(result.body).hexdigest()
+    if body_hash == request.body_hash:
+        return Read(result, body_hash)
+    parsed = parse_feed(
+        result.body,
+        result.headers,
+        feed_id=request.feed_id,
+        url=result.url,
+        now=request.now,
+        tags=request.tags,
+        language=request.language,
+    )
+    return Read(result, body_hash, parsed)
+
+
+class LocalReader:
+    """Reads feeds in this process, with the given fetcher."""
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+
+    async def read(self, request: ReadRequest) -> Read:
+        return await read_feed(self.fetcher, request)
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+
+
+def worker_count(setting: int | str, *, feeds: int, cpus: int | None) -> int:
+    """How many worker processes ``http.workers`` asks for (0: read in this process).
+
+    ``auto``: none for fewer than AUTO_MIN_FEEDS feeds or on one core; else one per
+    core but one (this process has the rest of the poll to do), at most AUTO_MAX_WORKERS.
+    """
+    if isinstance(setting, int):
+        return setting
+    cores = cpus or 1
+    if feeds < AUTO_MIN_FEEDS or cores < 2:
+        return 0
+    return min(cores - 1, AUTO_MAX_WORKERS)
+
+
+class ProcessReader:
+    """Reads feeds in ``workers`` worker processes (see the module docstring)."""
+
+    def __init__(self, http: HttpConfig, workers: int, *, log_format: str, log_level: str) -> None:
+        if workers < 1:
+            raise ValueError("ProcessReader needs at least one worker")
+        # Each worker gets its share of the global limit, and never less than one host's.
+        share = max(http.per_host_limit, http.global_limit // workers)
+        setup = pickle.dumps(
+            (http.model_copy(update={"global_limit": share}), log_format, log_level)
+        )
+        self._workers = [_Worker(n, setup) for n in range(workers)]
+
+    async def read(self, request: ReadRequest) -> Read:
+        host = urlsplit(request.url).hostname or ""
+        # crc32, not hash(): the same host must map to the same worker in every run.
+        worker = self._workers[zlib.crc32(host.encode()) % len(self._workers)]
+        return await worker.call(request)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self._workers))
+
+
+class _Worker:
+    """One worker process: requests out on its stdin, replies in from its stdout."""
+
+    def __init__(self, number: int, setup: bytes) -> None:
+        self.number = number
+        self._setup = setup
+        self._process: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Lock | None = None
+        self._replies: asyncio.Task[None] | None = None
+        self._pending: dict[int, tuple[asyncio.Future[Read], str]] = {}
+        self._ids = count()
+
+    async def call(self, request: ReadRequest) -> Read:
+        process = await self._running()
+        assert process.stdin is not None
+        call_id = next(self._ids)
+        future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = (future, request.url)
+        try:
+            process.stdin.write(_frame((call_id, request)))
+            await process.stdin.drain()
+        except (ConnectionError, RuntimeError):
+            pass  # the process died: the reply reader fails this call with the rest
+        if self._replies is not None and self._replies.done():  # it died before we asked
+            self._fail_pending(process.returncode)
+        try:
+            return await future
+        finally:
+            self._pending.pop(call_id, None)
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._process is None or self._process.returncode is not None:
+                self._process = await _spawn(self._setup)
+                self._replies = asyncio.create_task(self._read_replies(self._process))
+                log.debug("read_worker_started", worker=self.number, pid=self._process.pid)
+            return self._process
+
+    async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        try:
+            while True:
+                call_id, outcome = await read_frame(process.stdout)
+                waiting = self._pending.get(call_id)
+                if waiting is None or waiting[0].done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    waiting[0].set_exception(outcome)
+                else:
+                    waiting[0].set_result(outcome)
+        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, EOFError):
+            pass
+        code = await process.wait()
+        if self._pending:
+            log.error("read_worker_died", worker=self.number, exit_code=code)
+        self._fail_pending(code)
+
+    def _fail_pending(self, code: int | None) -> None:
+        for future, url in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(
+                    FetchError(
+                        url,
+                        f"the feed reader process exited (code {code}) while reading; "
+                        "the feed is read again on its next poll",
+                        transient=True,
+                    )
+                )
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # end of requests: the worker finishes and exits
+        try:
+            await asyncio.wait_for(process.wait(), timeout=5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if self._replies is not None:
+            await self._replies
+
+
+async def _spawn(setup: bytes) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor.read_worker",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        limit=1 << 20,  # buffer size: a reply holds a whole parsed feed
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdin is not None
+    process.stdin.write(_HEADER.pack(len(setup)) + setup)
+    return process
+
+
+def _frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+async def read_frame(stream: asyncio.StreamReader) -> Any:
+    """One length-prefixed pickle from ``stream``."""
+    (size,) = _HEADER.unpack(await stream.readexactly(_HEADER.size))
+    return pickle.loads(await stream.readexactly(size))  # noqa: S301 (our own child or parent)
+
+
+# --- the worker side ------------------------------------------------------------------------
+
+_request_now: ContextVar[datetime] = ContextVar("request_now")
+
+
+class RequestClock:
+    """The worker's clock: the ``now`` of the request being read (``monitor once --at``
+    pins the poller's clock, and Retry-After dates are read against it)."""
+
+    def now(self) -> datetime:
+        return _request_now.get()
+
+
+async def serve(
+    reader: asyncio.StreamReader,
+    write: Callable[[bytes], None],
+    fetcher: Fetcher,
+) -> None:
+    """Answer requests until the input ends, each as soon as it is read; then close."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(call_id: int, request: ReadRequest) -> None:
+        outcome: object
+        _request_now.set(request.now)  # this task's own context
+        with structlog.contextvars.bound_contextvars(feed=request.feed_id):
+            try:
+                outcome = await read_feed(fetcher, request)
+            except Exception as e:  # every error goes back to the poller, which logs it
+                outcome = e if _picklable(e) else RuntimeError(f"{type(e).__name__}: {e}")
+        write(_frame((call_id, outcome)))
+
+    with contextlib.suppress(asyncio.IncompleteReadError):
+        while True:
+            call_id, request = await read_frame(reader)
+            task = asyncio.create_task(answer(call_id, request))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    await fetcher.aclose()
+
+
+def _picklable(error: Exception) -> bool:
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return False
+    return True

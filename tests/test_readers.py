@@ -1,0 +1,200 @@
+"""Feed readers: worker processes read feeds as this process would, and fail safe.
+
+The pipeline's own tests (test_pipeline.py) run every poll both in this process and
+through a worker; these tests cover what only workers have: errors crossing the process
+boundary intact, a worker dying mid-read, per-host limits held across workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.clock import FixedClock
+from monitor.config.models import HttpConfig
+from monitor.exceptions import FetchError, ParseError
+from monitor.fetch import Fetcher
+from monitor.readers import LocalReader, ProcessReader, Read, ReadRequest, worker_count
+from tests import feedserver as fs
+from tests.configs import write_config
+from tests.processes import monitor, wait_for
+
+NOW = datetime(2025, 6, 8, 12, 0, tzinfo=UTC)
+ORESHNIK = {
+    "guid": "o",
+    "title": "Russia fires Oreshnik missile at Dnipro",
+    "link": "http://example.test/o",
+    "pubDate": format_datetime(NOW, usegmt=True),
+}
+HTTP = HttpConfig.model_validate({"timeout": {"connect": 2, "read": 5, "total": 10}})
+
+
+def request(url: str, **kw: object) -> ReadRequest:
+    return ReadRequest("f", url, NOW, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[ProcessReader]:
+    reader = ProcessReader(HTTP, 2, log_format="json", log_level="info")
+    yield reader
+    await reader.aclose()
+
+
+@pytest.fixture
+async def local() -> AsyncIterator[LocalReader]:
+    reader = LocalReader(Fetcher(HTTP, FixedClock(NOW)))
+    yield reader
+    await reader.aclose()
+
+
+async def test_a_worker_reads_what_this_process_reads(
+    feed_server: fs.FeedServer, workers: ProcessReader, local: LocalReader
+) -> None:
+    """Parsed items, validators, a permanent move and a 304 are the same either way."""
+    feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Drones hit Odesa"}]))
+    feed_server.set_route("/old", fs.Redirect("/rss", status=301))
+    url = feed_server.url("/old")
+    ours, theirs = await workers.read(request(url)), await local.read(request(url))
+    assert _timeless(ours) == _timeless(theirs)
+    assert ours.parsed is not None and [i.title for i in ours.parsed.items] == ["Drones hit Odesa"]
+    assert ours.result.permanent_url == feed_server.url("/rss")
+    again = await workers.read(request(url, etag=ours.result.etag, body_hash=ours.body_hash))
+    assert again.result.body is None and again.parsed is None
+
+
+async def test_errors_cross_the_process_boundary_intact(
+    feed_server: fs.FeedServer, workers: ProcessReader
+) -> None:
+    """A 410, a 429 whose Retry-After date is read against the request's clock, and a
+    page that is no feed: the poller gets the same errors, with their fields."""
+    feed_server.set_route("/gone", fs.Status(410))
+    later = format_datetime(NOW + timedelta(minutes=10), usegmt=True)
+    date = format_datetime(NOW, usegmt=True)
+    feed_server.set_route("/busy", fs.Status(429, {"Retry-After": later, "Date": date}))
+    feed_server.set_route("/page", fs.html_page())
+    with pytest.raises(FetchError) as gone:
+        await workers.read(request(feed_server.url("/gone")))
+    assert gone.value.gone and gone.value.status == 410 and not gone.value.transient
+    with pytest.raises(FetchError) as busy:
+        await workers.read(request(feed_server.url("/busy")))
+    assert busy.value.transient and busy.value.retry_after == 600
+    with pytest.raises(ParseError, match="/page"):
+        await workers.read(request(feed_server.url("/page")))
+
+
+async def test_a_dead_worker_fails_its_reads_then_is_replaced(
+    feed_server: fs.FeedServer,
+) -> None:
+    """Reads in flight when a worker dies fail as transient fetch errors (retried next
+    poll); the next read starts a new worker."""
+    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
+    try:
+        feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
+        await reader.read(request(feed_server.url("/rss")))  # the worker is up
+        feed_server.set_route("/slow", fs.Delay(5))
+        pending = asyncio.create_task(reader.read(request(feed_server.url("/slow"))))
+        await _wait_until(lambda: feed_server.count("/slow") == 1)
+        os.kill(_pid(reader), signal.SIGKILL)
+        with pytest.raises(FetchError, match="feed reader process exited") as died:
+            await pending
+        assert died.value.transient
+        read = await reader.read(request(feed_server.url("/rss")))
+        assert read.parsed is not None and len(read.parsed.items) == 1
+    finally:
+        await reader.aclose()
+
+
+async def test_per_host_limit_holds_across_workers(feed_server: fs.FeedServer) -> None:
+    """One host's feeds all go to one worker, so per_host_limit bounds them together."""
+    http = HTTP.model_copy(update={"per_host_limit": 2})
+    reader = ProcessReader(http, 3, log_format="json", log_level="info")
+    try:
+        for n in range(8):
+            feed_server.set_route(f"/slow{n}", fs.Delay(0.3, fs.Body(fs.rss([]))))
+        urls = [feed_server.url(f"/slow{n}") for n in range(8)]
+        await asyncio.gather(*(reader.read(request(u)) for u in urls))
+        assert feed_server.max_in_flight() == 2
+    finally:
+        await reader.aclose()
+
+
+def test_auto_workers_only_for_many_feeds_and_spare_cores() -> None:
+    assert worker_count("auto", feeds=15, cpus=8) == 0
+    assert worker_count("auto", feeds=1000, cpus=1) == 0
+    assert worker_count("auto", feeds=1000, cpus=2) == 1
+    assert worker_count("auto", feeds=1000, cpus=64) == 4
+    assert worker_count(3, feeds=1, cpus=1) == 3
+
+
+def test_errors_pickle_with_their_fields_and_cause() -> None:
+    try:
+        try:
+            raise ConnectionResetError("peer reset")
+        except ConnectionResetError as cause:
+            raise FetchError("http://x/", "connection lost", transient=True) from cause
+    except FetchError as e:
+        copy = pickle.loads(pickle.dumps(e))
+    assert str(copy) == "connection lost: http://x/: ConnectionResetError: peer reset"
+    assert copy.transient and copy.feed_url == "http://x/"
+
+
+def _timeless(read: Read) -> Read:
+    """The read without what differs between two requests: timings and the Date header."""
+    headers = {k: v for k, v in read.result.headers.items() if k != "date"}
+    return replace(read, result=replace(read.result, elapsed_ms=0.0, headers=headers))
+
+
+def _pid(reader: ProcessReader) -> int:
+    process = reader._workers[0]._process
+    assert process is not None
+    return process.pid
+
+
+async def _wait_until(condition: object, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
+
+
+def test_once_and_run_with_workers_alert_and_leave_no_process_behind(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """``once`` and the daemon read through workers end to end; SIGTERM stops the
+    workers with the daemon."""
+    url = feed_server.add_feed("/feed", fs.rss([ORESHNIK]))
+    config = write_config(tmp_path, [{"id": "f", "url": url}], extra={"http": {"workers": 2}})
+    at = (NOW + timedelta(minutes=5)).isoformat()
+    once = monitor("once", "-c", str(config), "--at", at)
+    done = subprocess.run(once, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [a["rule"] for a in alerts] == ["new-weapon"]
+
+    proc = subprocess.Popen(monitor("run", "-c", str(config)), stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: feed_server.count("/feed") >= 2)  # the daemon polled via a worker
+        children = _children(proc.pid)
+        assert children, "no worker process"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
