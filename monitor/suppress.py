@@ -74,6 +74,7 @@ from monitor.types import (
 MIN_SHARED = 3  # tokens two signatures must share to be compared at all
 _TITLE_TOKENS = 4  # a title with fewer content tokens borrows the summary's first sentence
 _WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?]\s")  # the summary's first sentence ends at its first match
 _STOP = frozenset(
     {
         "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "by", "for", "from",
@@ -91,15 +92,13 @@ SUPPRESSED = "suppressed:"
 
 
 def _tokens(text: str) -> set[str]:
-    words = _WORD.findall(normalize(text).text)
-    out = set()
-    for w in words:
-        if w in _STOP or (len(w) < 2 and not w.isdigit()):
-            continue
-        if len(w) > 4 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]  # drones/drone, strikes/strike; good enough for matching titles
-        out.add(w)
-    return out
+    # Distinct words first: titles repeat words, and this runs for every fresh item.
+    words = set(_WORD.findall(normalize(text).text)) - _STOP
+    return {
+        w[:-1] if len(w) > 4 and w[-1] == "s" and w[-2] != "s" else w  # drones/drone
+        for w in words
+        if len(w) > 1 or w.isdigit()
+    }
 
 
 def signature(title: str, summary: str = "", regions: Iterable[str] = ()) -> str:
@@ -107,7 +106,8 @@ def signature(title: str, summary: str = "", regions: Iterable[str] = ()) -> str
     plus one ``@<region id>`` token per region the item's evidence names."""
     tokens = _tokens(title)
     if len(tokens) < _TITLE_TOKENS and summary:
-        tokens |= _tokens(re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0])
+        end = _SENTENCE_END.search(summary)
+        tokens |= _tokens(summary if end is None else summary[: end.start() + 1])
     tokens |= {f"{_REGION}{region}" for region in regions}
     return " ".join(sorted(tokens))
 
