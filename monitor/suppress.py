@@ -23,9 +23,13 @@ token_set_ratio scores the shared set against each side's extras, which is what 
 looks like, and it costs microseconds per pair in C++ with a small wheel and no other
 dependency. datasketch's MinHash LSH answers "which of a million documents" sub-linearly
 but needs numpy and scipy and is noisy on ten-word titles; the open stories of a 24 h
-window are hundreds to a few thousand, which a linear scan over C++ scorers handles. A
-guard requires three shared tokens, so a one-word title ("Ukraine") is not a subset of
-every story.
+window are hundreds to a few thousand. An inverted index (token -> stories) picks the
+candidates; a guard requires three shared tokens, so a one-word title ("Ukraine") is not
+a subset of every story. The cost per report is bounded however busy the day: only the
+MAX_CANDIDATES stories sharing the most tokens are scored, each against its own signature
+and its latest MATCHED_REPORTS reports, and a story keeps one source per feed (a feed's
+later updates corroborate nothing new), so a story that a thousand feeds carry costs no
+more to join than one that twenty do.
 
 Why one module past the style guide's ~400 lines: clustering, gates, cooldowns, digests
 and health transitions are one policy ("what reaches an analyst, when"), share the story
@@ -40,12 +44,14 @@ longer holds; the store remembers pending and raised conditions between checks.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -72,6 +78,8 @@ from monitor.types import (
 )
 
 MIN_SHARED = 3  # tokens two signatures must share to be compared at all
+MATCHED_REPORTS = 16  # a story's latest reports a new one is compared with
+MAX_CANDIDATES = 24  # open stories compared with a new report, those sharing most tokens
 _TITLE_TOKENS = 4  # a title with fewer content tokens borrows the summary's first sentence
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?]\s")  # the summary's first sentence ends at its first match
@@ -120,15 +128,23 @@ def similarity(a: str, b: str) -> float:
         return 0.0
     if a == b:
         return 100.0
-    words_a, words_b = set(a.split()), set(b.split())
-    regions_a = {w for w in words_a if w.startswith(_REGION)}
-    regions_b = {w for w in words_b if w.startswith(_REGION)}
+    words_a, regions_a, text_a = _parsed(a)
+    words_b, regions_b, text_b = _parsed(b)
     if regions_a and regions_b and not regions_a & regions_b:
         return 0.0
-    words_a, words_b = words_a - regions_a, words_b - regions_b  # a veto only, not a word
     if len(words_a & words_b) < MIN_SHARED:
         return 0.0
-    return float(fuzz.token_set_ratio(" ".join(sorted(words_a)), " ".join(sorted(words_b))))
+    return float(fuzz.token_set_ratio(text_a, text_b))
+
+
+@lru_cache(maxsize=65536)
+def _parsed(sig: str) -> tuple[frozenset[str], frozenset[str], str]:
+    """A signature's words, its regions (a veto only, not words) and its words as text;
+    cached, as a story's signatures are compared with every report that might join it."""
+    tokens = sig.split()
+    regions = frozenset(w for w in tokens if w.startswith(_REGION))
+    words = sorted({w for w in tokens if not w.startswith(_REGION)})
+    return frozenset(words), regions, " ".join(words)
 
 
 _REGION = "@"
@@ -153,11 +169,19 @@ def most_similar(sig: str, stories: Iterable[Story], threshold: float) -> Story 
     best: Story | None = None
     best_score = threshold
     for story in stories:
-        signatures = {story.signature, *(s.signature for s in story.sources)}
-        score = max(similarity(sig, other) for other in signatures)
+        score = max(similarity(sig, other) for other in matched_signatures(story))
         if score >= best_score and (best is None or score > best_score):
             best, best_score = story, score
     return best
+
+
+def matched_signatures(story: Story) -> set[str]:
+    """What a report is compared with: the story's signature and its latest reports'.
+
+    Bounded, so that a story that a thousand feeds report costs no more to join than one
+    that twenty do.
+    """
+    return {story.signature, *(s.signature for s in story.sources[-MATCHED_REPORTS:])}
 
 
 # -- merging matches into one alert ------------------------------------------
@@ -224,7 +248,7 @@ class Plan:
 
     alerts: tuple[OutboxEntry, ...] = ()
     digests: tuple[DigestEntry, ...] = ()
-    story: Story | None = None
+    story: Story | None = None  # None: no story, or one this item leaves as it was
     cooldowns: tuple[CooldownWrite, ...] = ()
     suppressed: tuple[str, ...] = ()  # rule ids a cooldown held back
 
@@ -255,18 +279,31 @@ class StoryBook:
 
     def _keep(self, story: Story) -> None:
         self.stories[story.story_id] = story
-        for sig in (story.signature, *(s.signature for s in story.sources)):
+        for sig in matched_signatures(story):
             for token in sig.split():
                 self._index[token].add(story.story_id)
 
     def candidates(self, sig: str, since: datetime) -> list[Story]:
-        """Open stories sharing enough tokens with ``sig`` to be compared at all (the
-        inverted index spares comparing every report with every open story)."""
+        """The open stories sharing the most tokens with ``sig`` (at least MIN_SHARED),
+        at most MAX_CANDIDATES of them, the newest first among equals.
+
+        The inverted index spares comparing every report with every open story; the cap
+        bounds the cost when a busy day's stories all share the war's common words.
+        """
         tokens = set(sig.split())
         need = min(MIN_SHARED, len(tokens))
         shared = Counter(sid for token in tokens for sid in self._index.get(token, ()))
-        found = (self.stories[sid] for sid, n in shared.items() if n >= need)
-        return [story for story in found if story.created_at > since]
+        found = [
+            (n, self.stories[sid])
+            for sid, n in shared.items()
+            if n >= need and self.stories[sid].created_at > since
+        ]
+        best = heapq.nsmallest(
+            MAX_CANDIDATES,
+            found,
+            key=lambda f: (-f[0], -f[1].created_at.timestamp(), f[1].story_id),
+        )
+        return [story for _, story in best]
 
     def plan(
         self,
@@ -281,13 +318,13 @@ class StoryBook:
         joins one (as corroboration). Returns an empty plan for a lone non-match."""
         sig = signature(item.title, item.summary, regions_of(matches))
         open_stories = self.candidates(sig, now - self.policy.window)
-        story = most_similar(sig, open_stories, self.policy.threshold)
-        if story is None and not matches:
+        found = most_similar(sig, open_stories, self.policy.threshold)
+        if found is None and not matches:
             return Plan()
         source = StorySource(
             item.id, item.feed_id, item.title, item.url, item.published, feed_title, sig
         )
-        story, new_source = self._join(story, source, matches, feed_tags, now)
+        story, new_source = self._join(found, source, matches, feed_tags, now)
         pairs = [(rule, Severity.parse(sev)) for rule, sev in story.pairs]
         routes = matching_routes(pairs, story.tags, self.policy.routes)
         done = {key.removeprefix(SUPPRESSED) for key in story.routes}
@@ -298,6 +335,8 @@ class StoryBook:
             plan = self._alert(plan, story, item, matches, due, feed_title, now)
         if new_source and story.first_alert_id and alerted:
             plan = self._update(plan, item, alerted, feed_title, now)
+        if plan.story == found:  # a feed's update that changes nothing: nothing to write
+            return replace(plan, story=None)
         if plan.story is not None:
             self._keep(plan.story)
         return plan
@@ -327,10 +366,12 @@ class StoryBook:
         new_source = source.feed_id not in story.feeds
         all_pairs = tuple(dict.fromkeys((*story.pairs, *pairs)))
         top = max(all_pairs, key=lambda p: Severity.parse(p[1]))
+        # A feed's later reports corroborate nothing its first did not: only a new feed
+        # is kept as a source, so a story grows with its feeds, not with its updates.
         joined = replace(
             story,
             rule_id=top[0],
-            sources=(*story.sources, source),
+            sources=(*story.sources, source) if new_source else story.sources,
             pairs=all_pairs,
             tags=tuple(dict.fromkeys((*story.tags, *feed_tags))),
             evidence=story.evidence or (merge(matches).evidence if matches else None),

@@ -210,6 +210,43 @@ def test_the_same_feed_twice_is_one_source() -> None:
     assert not again.alerts
 
 
+def test_a_feeds_later_report_joins_without_rewriting_the_story() -> None:
+    """A feed's second report of a story changes nothing: not a source, nothing to write."""
+    b = book()
+    first = b.plan(item(0, STORY[0], feed="f"), [match()], feed_tags=(), feed_title="", now=NOW)
+    again = b.plan(item(1, STORY[1], feed="f"), [match()], feed_tags=(), feed_title="", now=NOW)
+    assert again == suppress.Plan()
+    assert first.story is not None
+    assert [s.item_id for s in b.stories[first.story.story_id].sources] == ["i0"]
+
+
+def test_among_many_alike_open_stories_the_closest_is_joined() -> None:
+    """Hundreds of open stories share the day's common words; a report still joins the one
+    it shares most with, though only the closest few are compared."""
+    b = book()
+    rng = random.Random(5)
+    syllables = ["ka", "lo", "mi", "ren", "tor", "vas", "qui", "zel", "pra", "dun"]
+    names = [
+        " ".join("".join(rng.sample(syllables, 3)) + str(n) for _ in range(6)) for n in range(300)
+    ]
+    planned = [
+        b.plan(
+            item(n, f"Russian drones strike {name}"),
+            [match()],
+            feed_tags=(),
+            feed_title="",
+            now=NOW,
+        )
+        for n, name in enumerate(names)
+    ]
+    assert len(b.stories) > 10 * suppress.MAX_CANDIDATES
+    target = planned[157].story
+    report = item(999, f"Overnight Russian drones strike {names[157]}")
+    plan = b.plan(report, [match()], feed_tags=(), feed_title="", now=NOW)
+    assert target is not None and plan.story is not None and not plan.alerts
+    assert plan.story.story_id == target.story_id
+
+
 def test_min_sources_on_a_rule_gates_every_route() -> None:
     """A rule's min_sources holds its alert back on every route until k feeds report."""
     b = book({"sinks": ["desk"]}, {"sinks": ["pager"]}, gates={"drones": 2})
