@@ -53,6 +53,13 @@ COPY --from=builder /opt/venv /opt/venv
 # Read-only for the daemon: owned by root.
 COPY config/ /config/
 
+# The gazetteer's tables, built once here rather than at every start (see
+# monitor/gazetteer/table_cache.py): owned by root, readable by the daemon.
+ENV XDG_CACHE_HOME=/opt/cache
+RUN /opt/venv/bin/python -c "from monitor.gazetteer import Gazetteer; Gazetteer.load()" \
+    && test -f /opt/cache/media-monitor/gazetteer.pickle \
+    && chmod -R a+rX /opt/cache
+
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

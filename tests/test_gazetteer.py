@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 from pathlib import Path
 
 import pytest
 
-from monitor.gazetteer import Gazetteer, Place, PlaceMention
+import monitor
+import monitor.gazetteer as gazetteer_module
+from monitor.gazetteer import Gazetteer, Place, PlaceMention, table_cache
 from monitor.gazetteer.build import main as build_main
+from monitor.gazetteer.table_cache import Tables
 from monitor.text import normalize
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_62a9824890f7b761.txt"
@@ -277,3 +282,136 @@ def test_lowercase_polish_is_not_poland() -> None:
     """Shoe polish is not a country."""
     found = {m.place.id for m in Gazetteer.load().find(normalize("She used shoe polish"))}
     assert "PL" not in found
+
+
+# The table cache (monitor.gazetteer.table_cache): a shortcut that must never change results.
+
+RAW = (SHIPPED / "places.json").read_bytes()
+
+
+def small_table(*extra: list[object]) -> bytes:
+    """A places.json with the shipped places but only the Kyiv aliases: quick to build."""
+    data = json.loads(RAW)
+    data["aliases"] = [a for a in data["aliases"] if a[1][0] == KYIV] + list(extra)
+    return json.dumps(data).encode()
+
+
+SMALL = small_table()
+CACHE_TEXTS = [
+    SEED.read_text(encoding="utf-8"),
+    *(text for text, _ in REGIONS + CITIES + COUNTRIES + POSITIVES),
+    *NEGATIVES,
+    "the Donetsk, Luhansk and Zaporizhzhia regions",
+]
+
+
+@pytest.fixture
+def cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The cache file, in a cache home of this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "media-monitor" / "gazetteer.pickle"
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The data each time the tables are built rather than read from the cache."""
+    built: list[bytes] = []
+    real = gazetteer_module._tables
+
+    def counted(raw: bytes) -> Tables:
+        built.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(gazetteer_module, "_tables", counted)
+    return built
+
+
+def all_found(gaz: Gazetteer) -> list[list[tuple[str, str, int, int]]]:
+    return [
+        [(m.place.id, m.alias, m.start, m.end) for m in gaz.find(normalize(text))]
+        for text in CACHE_TEXTS
+    ]
+
+
+def test_cache_hit_finds_the_same(gaz: Gazetteer, cache_file: Path, builds: list[bytes]) -> None:
+    """The first load builds and caches the tables; the next reads them and finds the same."""
+    built = Gazetteer.from_json(RAW)
+    assert cache_file.exists() and len(builds) == 1
+    cached = Gazetteer.from_json(RAW)
+    assert len(builds) == 1
+    assert all_found(cached) == all_found(built) == all_found(gaz)
+    assert list(cached.aliases()) == list(gaz.aliases())
+    assert list(cached.places()) == list(gaz.places())
+    assert cached.lookup("Dnipro") == gaz.lookup("Dnipro")
+
+
+def test_changed_data_is_not_served_stale(cache_file: Path, builds: list[bytes]) -> None:
+    """A cache built from other data (or another package version) is rebuilt, not used."""
+    assert ids(Gazetteer.from_json(SMALL), "Zzyzx") == []
+    changed = small_table(["zzyzx", [KYIV], ""])
+    assert ids(Gazetteer.from_json(changed), "Zzyzx") == [KYIV]
+    assert ids(Gazetteer.from_json(SMALL), "Zzyzx") == []
+    assert builds == [SMALL, changed, SMALL]
+
+
+def test_new_version_is_not_served_stale(
+    cache_file: Path, builds: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package version is part of the cache key."""
+    Gazetteer.from_json(SMALL)
+    monkeypatch.setattr(monitor, "__version__", "999.0")
+    Gazetteer.from_json(SMALL)
+    assert len(builds) == 2
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "truncated", "right key, bad tables"])
+def test_corrupt_cache_is_ignored(cache_file: Path, builds: list[bytes], damage: str) -> None:
+    """A damaged cache file is ignored and replaced by a good one."""
+    Gazetteer.from_json(SMALL)
+    good = cache_file.read_bytes()
+    key = pickle.dumps(table_cache._key(SMALL))
+    cache_file.write_bytes(
+        {
+            "empty": b"",
+            "garbage": b"\x80\x05not a pickle",
+            "truncated": good[: len(good) // 2],
+            "right key, bad tables": key + pickle.dumps(("no", "tables")),
+        }[damage]
+    )
+    assert ids(Gazetteer.from_json(SMALL), "Kyiv") == [KYIV]
+    assert len(builds) == 2
+    assert ids(Gazetteer.from_json(SMALL), "Kyiv") == [KYIV]
+    assert len(builds) == 2  # rewritten: the third load was a hit
+
+
+def test_cache_others_can_write_is_not_trusted(cache_file: Path, builds: list[bytes]) -> None:
+    """Unpickling can run code: a cache file others may write is rebuilt, not read."""
+    Gazetteer.from_json(SMALL)
+    cache_file.chmod(0o666)
+    Gazetteer.from_json(SMALL)
+    assert len(builds) == 2
+    assert cache_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_unwritable_cache_dir_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, builds: list[bytes]
+) -> None:
+    """Where no cache can be written (a read-only home), every load builds, without error."""
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))
+    assert ids(Gazetteer.from_json(SMALL), "Kyiv") == [KYIV]
+    assert ids(Gazetteer.from_json(SMALL), "Kyiv") == [KYIV]
+    assert len(builds) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["a file"]
+
+
+def test_cache_location_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$XDG_CACHE_HOME/media-monitor if it is absolute, else ~/.cache/media-monitor."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert table_cache.cache_file() == tmp_path / "media-monitor" / "gazetteer.pickle"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert table_cache.cache_file() == tmp_path / "home" / ".cache" / "media-monitor" / (
+        "gazetteer.pickle"
+    )
