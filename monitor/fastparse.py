@@ -15,7 +15,9 @@ and returns None (parse with feedparser) otherwise::
            entries as the shape counted
         ─▶ values: no C1 controls (feedparser maps them to cp1252), RSS titles
            plain text by feedparser's own test, dates strictly RFC 822 or 3339
-        ─▶ entries as feedparser-shaped dicts for parse._entry_item
+        ─▶ FastEntry records: each text with the MIME type feedparser would give
+           it, the date as feedparser's published_parsed would make it; parse
+           turns them into Items (no feedparser-shaped dicts in between)
 
 tests/test_fastparse.py holds the two paths to identical Items over the golden
 feeds and the feedparser and Feed Validator corpora.
@@ -26,13 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 import feedparser_rs
 
-__all__ = ["FastFeed", "parse_fast"]
+__all__ = ["FastEntry", "FastFeed", "parse_fast"]
 
 # Bounds for the Rust parser; parse_feed's caller caps the body at http.max_bytes anyway.
 _LIMITS = feedparser_rs.ParserLimits(
@@ -118,14 +119,20 @@ _RSS_TEXT = _names("rss:title rss:description rss1:title rss1:description conten
 # with attributes).
 _CHECKED = _DATES | _ATOM_TEXT | {"atom:link"}
 _HTML_LINK_TYPES = (b"text/html", b"application/xhtml+xml")
+_MIME_TYPES = {"text": "text/plain", "html": "text/html"}
 _NO_ATTRIBUTES: dict[bytes, bytes] = {}
 
 # Markup, in one linear pass: CDATA and comments skipped whole (unclosed ones fall through
 # to "<!", a decline), processing instructions skipped, any other "<!" declines (DOCTYPE,
-# ENTITY), then start, end and empty-element tags. A tag stops at the next "<", so no
-# input makes a match scan far.
+# ENTITY); then a leaf, <name attrs>text</name>, as one token (most elements of a feed
+# are leaves, and one token instead of two halves the Python work per element); then
+# start, end and empty-element tags. A tag stops at the next "<", and so does a leaf's
+# text, so no input makes a match scan far. (The "<" shared by every branch lets the
+# engine skip to the next "<" fast; the leaf's name is possessive: <ab></a> is no leaf.)
 _TOKEN = re.compile(
-    rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->|<\?|<(!)|<(/?)([A-Za-z_][\w.:-]*)([^<>]*?)(/?)>",
+    rb"<(?:!\[CDATA\[.*?\]\]>|!--.*?-->|\?|(!)"
+    rb"|([A-Za-z_][\w.:-]*+)([^<>]*+)(?<!/)>([^<]*+)</\2\s*>"
+    rb"|(/?)([A-Za-z_][\w.:-]*)([^<>]*?)(/?)>)",
     re.DOTALL,
 )
 _ATTR = re.compile(rb"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -142,20 +149,50 @@ _XML_TYPES = frozenset(
 _C1 = re.compile("[\x80-\x9f]")
 # feedparser calls RSS "plain" text HTML only if it has a close tag or an entity reference.
 _MAYBE_HTML = re.compile(r"</\w+>|&#?\w+;")
+_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec"
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES.split(), 1)}
 _RFC822 = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?\d{1,2} "
-    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
-    r"\d{2}:\d{2}:\d{2} (?:GMT|UT|Z|[ECMPA][SD]T|[+-]\d{4})"  # zones both parsers know
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) "
+    r"(\d{2}):(\d{2}):(\d{2}) (GMT|UT|Z|[ECMPA][SD]T|[+-]\d{4})"  # zones both parsers know
 )
+# The zone names of _RFC822, as email.utils.parsedate_to_datetime reads them.
+_ZONES = {
+    name: timezone(timedelta(hours=hours))
+    for name, hours in (
+        ("GMT", 0), ("UT", 0), ("Z", 0), ("EST", -5), ("EDT", -4), ("CST", -6), ("CDT", -5),
+        ("MST", -7), ("MDT", -6), ("PST", -8), ("PDT", -7), ("AST", -4), ("ADT", -3),
+    )
+}  # fmt: skip
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+
+
+class FastEntry(NamedTuple):
+    """One entry as feedparser would give it to parse: values, and each text's MIME type.
+
+    A type is what feedparser's ``*_detail["type"]`` would say, or None where it
+    would have no detail. A NamedTuple: one is built per entry of every feed.
+    """
+
+    id: str | None
+    link: str | None
+    title: str | None
+    title_type: str | None
+    summary: str | None  # a missing summary filled in from the content, as feedparser does
+    summary_type: str | None
+    content: str | None  # the first content block, the summary when that is empty
+    content_type: str | None
+    published: datetime | None  # UTC, whole seconds: feedparser's published_parsed
 
 
 @dataclass(frozen=True, slots=True)
 class FastFeed:
-    """What parse._parse_xml_feed needs, shaped like feedparser's result."""
+    """What parse._parse_xml_feed needs from a feed the fast path took."""
 
-    feed: dict[str, Any]
-    entries: list[dict[str, Any]]
+    title: str | None
+    title_type: str | None
+    language: str | None
+    entries: list[FastEntry]
 
 
 class _Decline(Exception):
@@ -183,11 +220,11 @@ def parse_fast(body: bytes, headers: Mapping[str, str]) -> FastFeed | None:
         if result.bozo or result.version != _ROOTS[root] or len(result.entries) != len(summaries):
             return None
         plain = root != "atom:feed"
-        feed = {"title": _text(result.feed.title), "language": result.feed.language}
-        feed["title_detail"] = _detail(result.feed.title_detail, plain)
+        feed = result.feed
+        title, title_type = _text(feed.title), _text_type(feed.title_detail, plain)
         entries = [_entry(e, plain, has) for e, has in zip(result.entries, summaries, strict=True)]
-        return FastFeed(feed, entries)
-    except (_Decline, ValueError, OverflowError, TypeError):  # odd data: feedparser decides
+        return FastFeed(title, title_type, feed.language, entries)
+    except (_Decline, ValueError, OverflowError, TypeError, AttributeError):  # odd data
         return None
 
 
@@ -222,26 +259,27 @@ def _check_shape(body: bytes) -> tuple[str, list[bool]]:
     """
     prefixes: dict[bytes, str] = {}
     names: dict[bytes, str] = {}  # raw tag -> canonical name; prefixes are never re-bound
+    attributes: dict[bytes, dict[bytes, bytes]] = {}  # see _attributes
     stack: list[tuple[str, dict[str, int] | None]] = []
     summaries: list[bool] = []
     root = ""
-    empty_from = -1  # where an element that must be empty opened
     for token in _TOKEN.finditer(body):
-        bang, close, name, attrs, self_closing = token.groups()
-        if name is None:
+        bang, leaf, leaf_attrs, text, close, name, attrs, self_closing = token.groups()
+        if leaf is not None:  # <x>text</x>: checked as <x/>, and for text where none may be
+            name, attrs, self_closing = leaf, leaf_attrs, b"/"
+        elif name is None:
             if bang:
                 raise _Decline  # DOCTYPE or ENTITY
             continue
-        if close:
+        elif close:
             if not stack or names.get(name) != stack[-1][0]:
                 raise _Decline  # an end tag that does not close the open element
-            if empty_from >= 0:
-                if body[empty_from : token.start()].strip():
-                    raise _Decline
-                empty_from = -1
             stack.pop()
             continue
-        parsed = _attributes(attrs, prefixes, root=root) if b"=" in attrs else _NO_ATTRIBUTES
+        if b"=" not in attrs:
+            parsed = _NO_ATTRIBUTES
+        else:
+            parsed = attributes.get(attrs) or _attributes(attrs, prefixes, attributes, root=root)
         element = names.get(name) or names.setdefault(name, _canonical(name, prefixes))
         if root:
             parent, seen = stack[-1] if stack else ("", None)
@@ -262,16 +300,26 @@ def _check_shape(body: bytes) -> tuple[str, list[bool]]:
             if element not in _ROOTS or (b"xml:lang" in parsed and element != "atom:feed"):
                 raise _Decline  # feedparser takes a root xml:lang as the RSS feed's language
             root = element
-        if not self_closing:
+        if element in _EMPTY:
+            # Empty: <x/>, or <x> </x> as a leaf. (An <x> that is no leaf holds markup or
+            # ends in an odd end tag; neither is worth telling apart from the rest.)
+            if not self_closing or (text and text.strip()):
+                raise _Decline
+        elif not self_closing:
             stack.append((element, {} if element in _CONTAINERS else None))
-            if element in _EMPTY:
-                empty_from = token.end()
     if stack or not root:
         raise _Decline
     return root, summaries
 
 
-def _attributes(raw: bytes, prefixes: dict[bytes, str], *, root: str) -> dict[bytes, bytes]:
+def _attributes(
+    raw: bytes, prefixes: dict[bytes, str], known: dict[bytes, dict[bytes, bytes]], *, root: str
+) -> dict[bytes, bytes]:
+    """The attributes in a tag, remembered in ``known`` when below the root.
+
+    There the same raw text always means the same (prefixes are never re-bound),
+    and the same few recur in every entry: <guid isPermaLink="false">.
+    """
     found = {m[1]: m[2] if m[2] is not None else m[3] for m in _ATTR.finditer(raw)}
     for key, value in found.items():
         if key == b"xmlns" and root:
@@ -283,6 +331,8 @@ def _attributes(raw: bytes, prefixes: dict[bytes, str], *, root: str) -> dict[by
                 raise _Decline
         elif key == b"xml:base" or (key in (b"xml:lang", b"lang") and root):
             raise _Decline
+    if root:
+        known[raw] = found
     return found
 
 
@@ -304,6 +354,8 @@ def _check_child(element: str, attrs: Mapping[bytes, bytes], seen: dict[str, int
         if rel == b"alternate" and attrs.get(b"type", b"text/html") not in _HTML_LINK_TYPES:
             raise _Decline
         key = f"atom:link {rel!r}"
+    elif element in _DATES:
+        key = "date"  # counted together: at most one date of either kind (both are _ONCE)
     if element in _ATOM_TEXT and (
         attrs.get(b"type", b"text") not in (b"text", b"html") or b"src" in attrs
     ):
@@ -313,43 +365,42 @@ def _check_child(element: str, attrs: Mapping[bytes, bytes], seen: dict[str, int
     count = seen[key] = seen.get(key, 0) + 1
     if count > 1 and (element in _ONCE or key == "atom:link b'alternate'"):
         raise _Decline
-    if element in _DATES and sum(seen.get(d, 0) for d in _DATES) > 1:
-        raise _Decline
 
 
-def _entry(entry: Any, plain_titles: bool, has_summary: bool) -> dict[str, Any]:
-    # Without a summary element feedparser-rs fills one in from the content, with its type.
-    title, summary = _text(entry.title), _text(entry.summary) if has_summary else None
-    mapped: dict[str, Any] = {
-        "id": _text(entry.id),
-        "link": _text(entry.link),
-        "title": title,
-        "title_detail": _detail(entry.title_detail, plain_titles),
-        "summary": summary,
-        "summary_detail": _detail(entry.summary_detail, False) if has_summary else None,
-        "published_parsed": _date(entry.published or entry.updated),
-    }
-    if entry.content:
-        content = [
-            {"value": _text(c.value), "type": _mime(c.type), "language": None}
-            for c in entry.content
-        ]
-        mapped["content"] = content
-        if summary is None and content[0]["type"] in ("text/plain", "text/html"):
-            # feedparser copies the first content to a missing summary, without its type.
-            mapped["summary"] = content[0]["value"]
-    return {key: value for key, value in mapped.items() if value is not None}
+def _entry(entry: Any, plain_titles: bool, has_summary: bool) -> FastEntry:
+    # Every text is checked by _text, even the ones parse will not read (a later content
+    # block), as feedparser would have mapped their C1 controls to cp1252.
+    contents = [(_text(c.value), _mime(c.type)) for c in entry.content]
+    content, content_type = contents[0] if contents else (None, None)
+    if has_summary:
+        summary, summary_type = _text(entry.summary), _text_type(entry.summary_detail, False)
+    elif content_type in ("text/plain", "text/html"):
+        # Without a summary element feedparser-rs fills one in from the content, with its
+        # type; feedparser copies the first content to the summary, without its type.
+        summary, summary_type = content, None
+    else:
+        summary = summary_type = None
+    return FastEntry(
+        id=_text(entry.id),
+        link=_text(entry.link),
+        title=_text(entry.title),
+        title_type=_text_type(entry.title_detail, plain_titles),
+        summary=summary,
+        summary_type=summary_type,
+        content=content,
+        content_type=content_type,
+        published=_date(entry.published or entry.updated),
+    )
 
 
-def _detail(detail: Any, plain: bool) -> dict[str, Any] | None:
-    """feedparser's *_detail: RSS titles are text/plain unless they might be HTML."""
+def _text_type(detail: Any, plain: bool) -> str | None:
+    """feedparser's *_detail type: RSS titles are text/plain unless they might be HTML."""
     if detail is None:
         return None
     value = _text(detail.value)
-    kind = _mime(detail.type)
     if plain:
-        kind = "text/html" if value and _looks_like_html(value) else "text/plain"
-    return {"type": kind, "language": None, "value": value}
+        return "text/html" if value and _looks_like_html(value) else "text/plain"
+    return _mime(detail.type)
 
 
 def _looks_like_html(value: str) -> bool:
@@ -364,30 +415,52 @@ def _looks_like_html(value: str) -> bool:
 
 def _mime(kind: str | None) -> str | None:
     """Atom's type="text" and "html" as feedparser spells them."""
-    return {"text": "text/plain", "html": "text/html"}.get(kind or "", kind)
+    return _MIME_TYPES.get(kind or "", kind)
 
 
 def _text(value: str | None) -> str | None:
-    if value is not None and _C1.search(value):
+    # isascii() is O(1) on a str, and ASCII has no C1 controls: most texts skip the scan.
+    if value is not None and not value.isascii() and _C1.search(value):
         raise _Decline
     return value
 
 
-def _date(raw: str | None) -> tuple[int, ...] | None:
-    """A UTC time tuple for a strictly well-formed date; anything else is feedparser's."""
+def _date(raw: str | None) -> datetime | None:
+    """The UTC time of a strictly well-formed date; anything else is feedparser's.
+
+    Whole seconds, as feedparser's published_parsed (a time tuple) would give
+    parse: that drops fractions, and holds any year from 1 to 9999.
+    """
     if not raw:
         return None
     raw = raw.strip()
     try:
-        if _RFC822.fullmatch(raw):
-            parsed = parsedate_to_datetime(raw)
-            if parsed.tzinfo is None:  # "-0000": UTC, source unknown
-                parsed = parsed.replace(tzinfo=UTC)
+        if rfc822 := _RFC822.fullmatch(raw):
+            parsed = _rfc822_date(*rfc822.groups())
         elif _RFC3339.fullmatch(raw):
             parsed = datetime.fromisoformat(raw)
         else:
             raise _Decline
         # Converting can overflow too (year 9999 at -12:00), so it is inside the try.
-        return parsed.astimezone(UTC).timetuple()
+        return parsed.astimezone(UTC).replace(microsecond=0)
     except (TypeError, ValueError, OverflowError):
         raise _Decline from None
+
+
+def _rfc822_date(
+    day: str, month: str, year: str, hour: str, minute: str, second: str, zone: str
+) -> datetime:
+    """What email.utils.parsedate_to_datetime makes of a date _RFC822 matched, only faster.
+
+    "-0000" (UTC, source unknown) comes out as UTC; an offset of a day or more, or
+    an invalid day or time, raises ValueError as parsedate_to_datetime does.
+    """
+    if int(year) < 100:
+        raise _Decline  # parsedate reads "0025" as 2025, feedparser as 25
+    tz = _ZONES.get(zone)
+    if tz is None:
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
+        tz = timezone(-offset if zone[0] == "-" else offset)
+    return datetime(
+        int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=tz
+    )

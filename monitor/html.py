@@ -57,7 +57,12 @@ def fold_whitespace(text: str) -> str:
     """Runs of whitespace and control characters become one space; ends trimmed."""
     # Without control characters, str.split() finds the same runs (it splits on
     # str.isspace) several times faster; printable text has none and is quick to tell.
-    if text.isprintable() or _CONTROL.search(text) is None:
+    if text.isprintable():
+        # Its only whitespace is " " (the one printable character str.isspace accepts),
+        # so text without a double space is folded once trimmed: no need to split it.
+        trimmed = text.strip(" ")
+        return trimmed if "  " not in trimmed else " ".join(trimmed.split())
+    if _CONTROL.search(text) is None:
         return " ".join(text.split())
     return _SPACE.sub(" ", text).strip()
 

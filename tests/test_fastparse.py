@@ -121,6 +121,8 @@ def test_corpus_files_parse_identically(path: Path, monkeypatch: pytest.MonkeyPa
         pytest.param(rss(ITEM.replace("<title>", '<title xml:lang="uk">')), {}, id="xml-lang"),
         pytest.param(rss(ITEM.replace("<title>", '<title type="html">')), {}, id="typed-rss-title"),
         pytest.param(rss(ITEM.replace("GMT", "Moscow")), {}, id="odd-date"),
+        # feedparser reads year 0025 as 25; email.utils as 2025
+        pytest.param(rss(ITEM.replace("2025", "0025")), {}, id="year-below-100"),
         pytest.param(
             rss(ITEM.replace("</item>", "<dc:date>2025-06-08T06:05:00Z</dc:date></item>")),
             {},
@@ -142,6 +144,16 @@ def test_corpus_files_parse_identically(path: Path, monkeypatch: pytest.MonkeyPa
             {},
             id="entities",
         ),
+        pytest.param(
+            rss(ITEM.replace("<title>Drone", "<titles>Drone")), {}, id="end-tag-of-another-name"
+        ),
+        pytest.param(
+            rss(
+                ITEM.replace("</item>", '<enclosure url="https://wire.example/a.mp3">x</enclosure>')
+            ),
+            {},
+            id="text-in-empty-element",
+        ),
         pytest.param(b"http://169.254.169.254/latest/meta-data/", {}, id="url-as-body"),
         pytest.param(b"<rss><channel>" * 5000, {}, id="deep-and-unclosed"),
         pytest.param(b"\x00\xff<rss" * 100, {}, id="garbage"),
@@ -150,6 +162,32 @@ def test_corpus_files_parse_identically(path: Path, monkeypatch: pytest.MonkeyPa
 )
 def test_declines_what_it_cannot_match(body: bytes, headers: dict[str, str]) -> None:
     assert parse_fast(body, headers) is None
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "8 Jun 2025 06:05:00 -0000",
+        "Sun, 08 Jun 2025 06:05:00 EST",
+        "Sun, 08 Jun 2025 06:05:00 PDT",
+        "Sun, 08 Jun 2025 06:05:00 +0530",
+        "Sun, 08 Jun 2025 23:59:59 -1130",
+        "2025-06-08T06:05:00.75+01:00",
+        "2025-06-08T06:05:00Z",
+    ],
+)
+def test_dates_parse_identically(date: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strict RFC 822 and RFC 3339 dates, in any zone both parsers know, give feedparser's time."""
+    body = rss(ITEM.replace("Sun, 08 Jun 2025 06:05:00 GMT", date))
+    assert _assert_parity(body, {}, monkeypatch)
+
+
+def test_empty_elements_in_either_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """<enclosure .../> and <enclosure ...> </enclosure> are both empty, and both taken."""
+    enclosure = '<enclosure url="https://wire.example/a.mp3" length="1" type="audio/mpeg"'
+    for empty in (f"{enclosure}/>", f"{enclosure}> </enclosure>"):
+        body = rss(ITEM.replace("</item>", f"{empty}</item>"))
+        assert _assert_parity(body, {}, monkeypatch), empty
 
 
 @pytest.mark.timeout(5)

@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from monitor.exceptions import ParseError
-from monitor.html import html_to_text, truncate
+from monitor.html import fold_whitespace, html_to_text, truncate
 from monitor.parse import SUMMARY_LIMIT, ParsedFeed, detect_language, parse_feed
 from monitor.urls import canonical_url
 
@@ -359,6 +359,25 @@ def test_canonical_url_is_idempotent() -> None:
 def test_html_to_text(fragment: str, expected: str) -> None:
     """Markup goes, text stays, entities are decoded, whitespace folds to single spaces."""
     assert html_to_text(fragment) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("one two", "one two"),
+        (" one two ", "one two"),
+        ("  one   two  ", "one two"),
+        ("one\ttwo\r\nthree", "one two three"),
+        ("one\u00a0\u2028two\u3000", "one two"),
+        ("one\x00two\u200b three\x1f", "one two three"),
+        ("Київ  сьогодні", "Київ сьогодні"),
+        ("   ", ""),
+        ("", ""),
+    ],
+)
+def test_fold_whitespace(text: str, expected: str) -> None:
+    """Any run of whitespace or control characters is one space; the ends are trimmed."""
+    assert fold_whitespace(text) == expected
 
 
 def test_html_to_text_limit_and_truncate() -> None:
