@@ -80,6 +80,8 @@ class Poller:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics
+        self._book: suppress.StoryBook | None = None  # see _story_book
+        self._book_version: int | None = None
 
     def state_of(self, feed: FeedConfig) -> FeedState:
         state = self.storage.get_feed_state(feed.id)
@@ -174,7 +176,13 @@ class Poller:
             warning=parsed.warning,
         )
         # The store saves the state with the items, counting the ones it claimed.
-        claim = self.storage.claim(requests, now, feed_state=before_claim)
+        try:
+            claim = self.storage.claim(requests, now, feed_state=before_claim)
+        except BaseException:
+            self._book = None  # it holds plans the store never wrote
+            raise
+        if len(claim.claimed) != len(requests):
+            self._book = None  # an item claimed elsewhere meanwhile: its plan was not written
         new_state = replace(before_claim, items_seen=before_claim.items_seen + len(claim.claimed))
         outcome = PollOutcome(
             feed.id,
@@ -216,6 +224,7 @@ class Poller:
                     plan.alerts,
                     assessment.mentions,
                     story=plan.story,
+                    story_sources=plan.story_sources,
                     cooldowns=plan.cooldowns,
                     digests=plan.digests,
                 )
@@ -232,18 +241,28 @@ class Poller:
         )
 
     def _story_book(self, now: datetime) -> suppress.StoryBook:
-        """Open stories and active cooldowns, read once per poll that has fresh items.
+        """Open stories and active cooldowns, for a poll that has fresh items.
 
-        Read here and written by ``claim`` with no ``await`` between, so one process never
-        plans against a stale book; replicas sharing a database could (rarely) start two
-        stories for one cluster, costing one duplicate alert, never a lost one.
+        The book is kept between polls: it updates itself with every plan, and ``claim``
+        writes the same plans with no ``await`` between, so it stays what the store holds.
+        It is read again when another process has written to the store (``data_version``)
+        or a claim did not write what was planned. Replicas sharing a database could
+        (rarely) start two stories for one cluster, costing one duplicate alert, never a
+        lost one.
         """
-        policy = suppress.Policy.from_config(self.config)
-        return suppress.StoryBook(
-            policy,
-            self.storage.open_stories(now - policy.window),
-            self.storage.active_cooldowns(now),
-        )
+        version = self.storage.data_version()
+        book = self._book
+        if book is None or version != self._book_version:
+            policy = suppress.Policy.from_config(self.config)
+            book = suppress.StoryBook(
+                policy,
+                self.storage.open_stories(now - policy.window),
+                self.storage.active_cooldowns(now),
+            )
+            self._book, self._book_version = book, version
+        else:
+            book.forget(now - book.policy.window)
+        return book
 
     def _failed(
         self, feed: FeedConfig, state: FeedState, error: MonitorError, now: datetime

@@ -249,6 +249,7 @@ class Plan:
     alerts: tuple[OutboxEntry, ...] = ()
     digests: tuple[DigestEntry, ...] = ()
     story: Story | None = None  # None: no story, or one this item leaves as it was
+    story_sources: tuple[StorySource, ...] = ()  # what the story gains: all of a new one
     cooldowns: tuple[CooldownWrite, ...] = ()
     suppressed: tuple[str, ...] = ()  # rule ids a cooldown held back
 
@@ -277,6 +278,15 @@ class StoryBook:
             self._keep(story)
         self.cooldowns = {(c.rule_id, c.key): c for c in cooldowns}
 
+    def forget(self, before: datetime) -> None:
+        """Drop the stories created at or before ``before``: closed, they join nothing
+        (a book kept between polls would otherwise grow for ever)."""
+        for story in [s for s in self.stories.values() if s.created_at <= before]:
+            del self.stories[story.story_id]
+            for sig in {story.signature, *(s.signature for s in story.sources)}:
+                for token in sig.split():
+                    self._index[token].discard(story.story_id)
+
     def _keep(self, story: Story) -> None:
         self.stories[story.story_id] = story
         for sig in matched_signatures(story):
@@ -293,10 +303,11 @@ class StoryBook:
         tokens = set(sig.split())
         need = min(MIN_SHARED, len(tokens))
         shared = Counter(sid for token in tokens for sid in self._index.get(token, ()))
+        stories = self.stories
         found = [
-            (n, self.stories[sid])
+            (n, stories[sid])
             for sid, n in shared.items()
-            if n >= need and self.stories[sid].created_at > since
+            if n >= need and sid in stories and stories[sid].created_at > since
         ]
         best = heapq.nsmallest(
             MAX_CANDIDATES,
@@ -328,15 +339,17 @@ class StoryBook:
         pairs = [(rule, Severity.parse(sev)) for rule, sev in story.pairs]
         routes = matching_routes(pairs, story.tags, self.policy.routes)
         done = {key.removeprefix(SUPPRESSED) for key in story.routes}
-        due = [r for r in routes if r.key not in done and len(story.feeds) >= self._gate(r, story)]
+        feeds = len(story.feeds)
+        due = [r for r in routes if r.key not in done and feeds >= self._gate(r, story)]
         alerted = [r for r in routes if r.key in story.routes and r.digest is None]
-        plan = Plan(story=story)
+        added = story.sources if found is None else (source,) if new_source else ()
+        plan = Plan(story=story, story_sources=added)
         if due:
             plan = self._alert(plan, story, item, matches, due, feed_title, now)
         if new_source and story.first_alert_id and alerted:
             plan = self._update(plan, item, alerted, feed_title, now)
         if plan.story == found:  # a feed's update that changes nothing: nothing to write
-            return replace(plan, story=None)
+            return replace(plan, story=None, story_sources=())
         if plan.story is not None:
             self._keep(plan.story)
         return plan

@@ -283,8 +283,11 @@ class HealthCondition:
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """An item to claim; ``alerts`` are enqueued and ``mentions`` recorded only if this call
-    is the one that claims it — and so are its story (upserted whole), cooldown writes and
-    digest entries."""
+    is the one that claims it — and so are its story, cooldown writes and digest entries.
+
+    ``story_sources`` are the sources the story gains with this item, appended to the
+    stored ones; None writes the story whole.
+    """
 
     item: Item
     alerts: tuple[OutboxEntry, ...] = ()
@@ -292,6 +295,7 @@ class ClaimRequest:
     story: Story | None = None
     cooldowns: tuple[CooldownWrite, ...] = ()
     digests: tuple[DigestEntry, ...] = ()
+    story_sources: tuple[StorySource, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,21 @@ def test_a_story_is_upserted_whole(store: Storage) -> None:
     assert read.feeds == ("a", "b") and read.routes == ("r1", "r2")
 
 
+def test_a_joined_story_appends_only_its_new_sources(store: Storage) -> None:
+    """With the sources an item adds, a stored story gains them and keeps the rest; a story
+    not stored yet is written whole."""
+    grown = make_story("i1", "a", "b", "c", routes=("r1",))
+    first = ClaimRequest(make_item("i1"), story=grown, story_sources=grown.sources[-1:])
+    store.claim([first], T0)  # not stored yet: all three sources
+    [read] = store.open_stories(T0 - timedelta(days=1))
+    assert read == grown
+    more = make_story("i1", "a", "b", "c", "d", routes=("r1", "r2"))
+    second = ClaimRequest(make_item("i2"), story=more, story_sources=more.sources[-1:])
+    store.claim([second], T0 + timedelta(minutes=5))
+    [read] = store.open_stories(T0 - timedelta(days=1))
+    assert read == more and read.feeds == ("a", "b", "c", "d")
+
+
 def test_nothing_of_an_unclaimed_item_is_written(store: Storage) -> None:
     """A known item's story, cooldowns and digest entries are not written (one transaction)."""
     known = make_item("i1")

@@ -71,6 +71,25 @@ async def test_one_story_from_five_feeds_is_one_alert_with_five_sources(h: Harne
     assert story.first_alert_id == h.sink.sent[0].alert_id
 
 
+async def test_a_story_another_process_started_is_joined_not_alerted_again(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """The poller keeps its story book between polls, but reads it again once another
+    process (a replica, a manual ``monitor once``) has written to the store."""
+    ours = await harness(tmp_path, feed_server)
+    replica = await harness(tmp_path, feed_server)  # the same database file
+    try:
+        assert await poll_story(ours, [UNRELATED]) == [1]  # the book is read and kept
+        assert await poll_story(replica, STORY[:1], first=1) == [1]
+        assert await poll_story(ours, STORY[1:3], first=2) == [0, 0]
+        [story] = [s for s in ours.store.open_stories(ours.clock.now() - timedelta(days=1))
+                   if len(s.sources) > 1]  # fmt: skip
+        assert story.feeds == ("f1", "f2", "f3")
+    finally:
+        await ours.close()
+        await replica.close()
+
+
 async def test_min_sources_alerts_with_the_kth_source_carrying_all(
     tmp_path: Path, feed_server: fs.FeedServer
 ) -> None:

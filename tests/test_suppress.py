@@ -178,6 +178,16 @@ def test_stories_close_after_the_window() -> None:
     assert len(later.alerts) == 1
 
 
+def test_a_kept_book_forgets_closed_stories() -> None:
+    """A book kept between polls drops the stories the window has closed, index and all."""
+    b = book(window=timedelta(hours=24))
+    b.plan(item(0, STORY[0]), [match()], feed_tags=(), feed_title="", now=NOW)
+    b.plan(item(1, OTHERS[0]), [match()], feed_tags=(), feed_title="", now=NOW + timedelta(hours=2))
+    b.forget(NOW + timedelta(hours=1))
+    assert [s.sources[0].item_id for s in b.stories.values()] == ["i1"]
+    assert b.candidates(suppress.signature(STORY[1]), NOW) == []
+
+
 def test_several_rules_on_one_item_give_one_alert_listing_them() -> None:
     """Three rules firing on one report give one alert: the highest-severity rule, all three."""
     b = book()

@@ -114,6 +114,11 @@ class Storage(History, Protocol):
         ...
 
     # noise control: stories, cooldowns, digests, source health
+    def data_version(self) -> int:
+        """A number that changes when another connection (another process) has written
+        to the store since it was last asked; this connection's own writes leave it."""
+        ...
+
     def open_stories(self, since: datetime) -> list[Story]:
         """Stories created after ``since``, oldest first."""
         ...

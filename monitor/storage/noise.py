@@ -25,12 +25,16 @@ from monitor.types import (
 )
 
 _SAVE_STORY = (
-    "INSERT INTO stories (story_id, rule_id, signature, first_alert_id, created_at, updated_at,"
-    " sources, pairs, tags, routes, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO stories (story_id, signature, created_at, sources, rule_id, first_alert_id,"
+    " updated_at, pairs, tags, routes, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (story_id) DO UPDATE SET rule_id = excluded.rule_id,"
     " first_alert_id = excluded.first_alert_id, updated_at = excluded.updated_at,"
     " sources = excluded.sources, pairs = excluded.pairs, tags = excluded.tags,"
     " routes = excluded.routes, evidence = excluded.evidence"
+)
+_UPDATE_STORY = (
+    "UPDATE stories SET rule_id = ?, first_alert_id = ?, updated_at = ?, pairs = ?, tags = ?,"
+    " routes = ?, evidence = ?, sources = {sources} WHERE story_id = ?"
 )
 _SET_COOLDOWN = (
     "INSERT INTO cooldowns (rule_id, key, until, story_id) VALUES (?, ?, ?, ?)"
@@ -83,23 +87,37 @@ def _source_from_dict(d: dict[str, Any]) -> StorySource:
     )
 
 
-def save_story(conn: sqlite3.Connection, story: Story, now: datetime) -> None:
+def save_story(
+    conn: sqlite3.Connection,
+    story: Story,
+    now: datetime,
+    *,
+    added: Sequence[StorySource] | None = None,
+) -> None:
+    """Insert the story, or update a stored one: its fields, and its sources by appending
+    ``added`` (None: rewrite them all). A story that many feeds carry grows by one
+    source per join, so writing only the new ones keeps a join's cost flat."""
     evidence = None if story.evidence is None else codec.evidence_to_dict(story.evidence)
+    fields = (
+        story.rule_id,
+        story.first_alert_id,
+        codec.dt_to_text(now),
+        _json([list(p) for p in story.pairs]),
+        _json(list(story.tags)),
+        _json(list(story.routes)),
+        None if evidence is None else _json(evidence),
+    )
+    if added is not None:
+        appended = "sources"
+        for _ in added:
+            appended = f"json_insert({appended}, '$[#]', json(?))"
+        values = (*fields, *(_json(_source_to_dict(s)) for s in added), story.story_id)
+        if conn.execute(_UPDATE_STORY.format(sources=appended), values).rowcount:
+            return
+    sources = _json([_source_to_dict(s) for s in story.sources])
     conn.execute(
         _SAVE_STORY,
-        (
-            story.story_id,
-            story.rule_id,
-            story.signature,
-            story.first_alert_id,
-            codec.dt_to_text(story.created_at),
-            codec.dt_to_text(now),
-            _json([_source_to_dict(s) for s in story.sources]),
-            _json([list(p) for p in story.pairs]),
-            _json(list(story.tags)),
-            _json(list(story.routes)),
-            None if evidence is None else _json(evidence),
-        ),
+        (story.story_id, story.signature, codec.dt_to_text(story.created_at), sources, *fields),
     )
 
 

@@ -534,6 +534,11 @@ class SQLiteStorage:
 
     # -- noise control (monitor.suppress decides; see storage/noise.py) -------
 
+    def data_version(self) -> int:
+        with self._lock, self._guard("read data version"):
+            (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
     def open_stories(self, since: datetime) -> list[Story]:
         with self._transaction("read stories", write=False) as conn:
             rows = conn.execute(
@@ -688,7 +693,7 @@ def _enqueue(conn: sqlite3.Connection, item_id: str | None, entry: OutboxEntry, 
 def _record_noise_control(conn: sqlite3.Connection, request: ClaimRequest, now: datetime) -> None:
     """The claimed item's story (upserted whole), cooldown writes and digest entries."""
     if request.story is not None:
-        noise.save_story(conn, request.story, now)
+        noise.save_story(conn, request.story, now, added=request.story_sources)
     for write in request.cooldowns:
         noise.write_cooldown(conn, write, now)
     for entry in request.digests:
