@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.storage import migrations
+from monitor.storage import codec, migrations
 from monitor.storage.base import Storage
 from monitor.storage.sqlite import SQLiteStorage
 from monitor.types import (
@@ -21,6 +21,7 @@ from monitor.types import (
     DigestEntry,
     Evidence,
     HealthCondition,
+    Mention,
     OutboxEntry,
     Story,
     StorySource,
@@ -230,5 +231,42 @@ def test_v3_alerts_and_deliveries_survive_the_v4_rebuild(
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"stories", "cooldowns", "digest_queue", "health_conditions"} <= tables
         assert not {"alerts_v3", "deliveries_v3"} & tables
+    finally:
+        conn.close()
+
+
+def test_v4_mentions_survive_the_v5_reordering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading a v4 database keeps every mention, answers history from the new order,
+    and drops the (key, at) index the order replaces."""
+    path = tmp_path / "m.db"
+    mentions = (Mention("place:UA-12", T0, in_context=True), Mention("place:UA", T0))
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+        SQLiteStorage(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:  # as v4 wrote them (its statement names the (key, item_id) key)
+        for m in mentions:
+            conn.execute(
+                "INSERT INTO mentions (key, item_id, source, at, in_context)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (m.key, "i1", "feed-a", codec.dt_to_text(m.at), int(m.in_context)),
+            )
+    finally:
+        conn.close()
+    with SQLiteStorage(path) as store:
+        window = (T0 - timedelta(hours=1), T0)
+        assert store.seen("place:UA-12", *window, in_context=True)
+        assert not store.seen("place:UA", *window, in_context=True)
+        assert store.count("place:UA", *window) == 1
+        store.claim([ClaimRequest(make_item("i2"), mentions=mentions)], T0)
+        assert store.sources("place:UA-12", *window) == 1
+        assert store.count("place:UA-12", *window) == 2
+    conn = sqlite3.connect(path)
+    try:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "mentions_key_at" not in indexes and "mentions_at" in indexes
+        assert "mentions_v4" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     finally:
         conn.close()
