@@ -6,7 +6,9 @@ They use the ``store`` fixture of ``tests.test_storage`` (parametrised over back
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -268,5 +270,57 @@ def test_v4_mentions_survive_the_v5_reordering(
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert "mentions_key_at" not in indexes and "mentions_at" in indexes
         assert "mentions_v4" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def test_v5_story_sources_move_to_their_own_rows_in_v6(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A v5 story's JSON sources become rows, in order, every field kept; the column goes."""
+    path = tmp_path / "m.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
+        SQLiteStorage(path).close()
+    story = make_story("i1", "a", "b")
+    sources = [
+        {"item_id": s.item_id, "feed": s.feed_id, "feed_title": s.feed_title, "title": s.title,
+         "url": s.url, "at": codec.dt_to_text(s.at), "signature": s.signature}
+        for s in story.sources
+    ]  # fmt: skip
+    sources[1].pop("feed_title")  # written before feed titles were kept
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT INTO stories (story_id, rule_id, signature, first_alert_id, created_at,"
+            " updated_at, sources, pairs, tags, routes, evidence) VALUES"
+            " (?, 'drones', ?, 'a-1', ?, ?, ?, '[[\"drones\", \"warning\"]]', '[\"ua\"]',"
+            " '[\"r1\"]', NULL)",
+            (story.story_id, story.signature, codec.dt_to_text(T0), codec.dt_to_text(T0),
+             json.dumps(sources)),
+        )  # fmt: skip
+    finally:
+        conn.close()
+    with SQLiteStorage(path) as store:
+        [read] = store.open_stories(T0 - timedelta(days=1))
+    assert read.sources == (story.sources[0], replace(story.sources[1], feed_title=""))
+    assert read.pairs == (("drones", "warning"),) and read.routes == ("r1",)
+    conn = sqlite3.connect(path)
+    try:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(stories)")}
+        assert "sources" not in columns
+    finally:
+        conn.close()
+
+
+def test_pruned_stories_take_their_sources_along(tmp_path: Path) -> None:
+    with SQLiteStorage(tmp_path / "m.db") as store:
+        story = make_story("i1", "a", "b")
+        store.claim([ClaimRequest(make_item("i1"), story=story)], T0)
+        store.prune_items(T0 + timedelta(days=1))
+        assert store.open_stories(T0 - timedelta(days=1)) == []
+    conn = sqlite3.connect(tmp_path / "m.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM story_sources").fetchone() == (0,)
     finally:
         conn.close()

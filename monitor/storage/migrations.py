@@ -231,12 +231,69 @@ def _v5_mentions_by_key_and_time(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX mentions_at ON mentions (at)")
 
 
+def _v6_story_sources(conn: sqlite3.Connection) -> None:
+    """A story's sources as rows of their own, in the order they joined.
+
+    As a JSON column, every report joining a story rewrote all its sources: a story that
+    hundreds of feeds carry made each join cost hundreds of times more. ``stories`` is
+    rebuilt without the column (it is in a CHECK, which DROP COLUMN refuses).
+    """
+    conn.execute(
+        """CREATE TABLE story_sources (
+            story_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id TEXT NOT NULL,
+            feed_id TEXT NOT NULL,
+            feed_title TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL,
+            url TEXT,
+            at TEXT NOT NULL,
+            signature TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (story_id, seq)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """INSERT INTO story_sources
+        SELECT s.story_id, CAST(j.key AS INTEGER),
+               json_extract(j.value, '$.item_id'),
+               json_extract(j.value, '$.feed'),
+               coalesce(json_extract(j.value, '$.feed_title'), ''),
+               json_extract(j.value, '$.title'),
+               json_extract(j.value, '$.url'),
+               json_extract(j.value, '$.at'),
+               coalesce(json_extract(j.value, '$.signature'), '')
+        FROM stories AS s, json_each(s.sources) AS j"""
+    )
+    conn.execute("ALTER TABLE stories RENAME TO stories_v5")
+    conn.execute(
+        """CREATE TABLE stories (
+            story_id TEXT PRIMARY KEY,
+            rule_id TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            first_alert_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            pairs TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(pairs)),
+            tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags)),
+            routes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(routes)),
+            evidence TEXT CHECK (evidence IS NULL OR json_valid(evidence))
+        )"""
+    )
+    conn.execute(
+        "INSERT INTO stories SELECT story_id, rule_id, signature, first_alert_id, created_at,"
+        " updated_at, pairs, tags, routes, evidence FROM stories_v5"
+    )
+    conn.execute("DROP TABLE stories_v5")
+    conn.execute("CREATE INDEX stories_created ON stories (created_at)")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_feed_config_url,
     _v3_mentions,
     _v4_noise_control,
     _v5_mentions_by_key_and_time,
+    _v6_story_sources,
 ]
 
 

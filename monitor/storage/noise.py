@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,17 +24,22 @@ from monitor.types import (
     StorySource,
 )
 
-_SAVE_STORY = (
-    "INSERT INTO stories (story_id, signature, created_at, sources, rule_id, first_alert_id,"
-    " updated_at, pairs, tags, routes, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (story_id) DO UPDATE SET rule_id = excluded.rule_id,"
-    " first_alert_id = excluded.first_alert_id, updated_at = excluded.updated_at,"
-    " sources = excluded.sources, pairs = excluded.pairs, tags = excluded.tags,"
-    " routes = excluded.routes, evidence = excluded.evidence"
+_INSERT_STORY = (
+    "INSERT INTO stories (story_id, signature, created_at, rule_id, first_alert_id,"
+    " updated_at, pairs, tags, routes, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (story_id) DO NOTHING"
 )
 _UPDATE_STORY = (
     "UPDATE stories SET rule_id = ?, first_alert_id = ?, updated_at = ?, pairs = ?, tags = ?,"
-    " routes = ?, evidence = ?, sources = {sources} WHERE story_id = ?"
+    " routes = ?, evidence = ? WHERE story_id = ?"
+)
+_INSERT_SOURCE = (
+    "INSERT OR REPLACE INTO story_sources (story_id, seq, item_id, feed_id, feed_title, title,"
+    " url, at, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_SOURCES = (
+    "SELECT story_sources.* FROM story_sources JOIN stories USING (story_id)"
+    " WHERE stories.created_at > ? ORDER BY story_id, seq"
 )
 _SET_COOLDOWN = (
     "INSERT INTO cooldowns (rule_id, key, until, story_id) VALUES (?, ?, ?, ?)"
@@ -63,30 +68,6 @@ def _json(value: Any) -> str:
 # -- stories -------------------------------------------------------------------
 
 
-def _source_to_dict(s: StorySource) -> dict[str, Any]:
-    return {
-        "item_id": s.item_id,
-        "feed": s.feed_id,
-        "feed_title": s.feed_title,
-        "title": s.title,
-        "url": s.url,
-        "at": codec.dt_to_text(s.at),
-        "signature": s.signature,
-    }
-
-
-def _source_from_dict(d: dict[str, Any]) -> StorySource:
-    return StorySource(
-        item_id=d["item_id"],
-        feed_id=d["feed"],
-        title=d["title"],
-        url=d.get("url"),
-        at=codec.dt_from_text(d["at"]),
-        feed_title=d.get("feed_title", ""),
-        signature=d.get("signature", ""),
-    )
-
-
 def save_story(
     conn: sqlite3.Connection,
     story: Story,
@@ -95,8 +76,8 @@ def save_story(
     added: Sequence[StorySource] | None = None,
 ) -> None:
     """Insert the story, or update a stored one: its fields, and its sources by appending
-    ``added`` (None: rewrite them all). A story that many feeds carry grows by one
-    source per join, so writing only the new ones keeps a join's cost flat."""
+    ``added`` (None: rewrite them all). Sources are rows of their own, so a story that
+    many feeds carry costs one small row per join, not a rewrite of all of them."""
     evidence = None if story.evidence is None else codec.evidence_to_dict(story.evidence)
     fields = (
         story.rule_id,
@@ -107,28 +88,69 @@ def save_story(
         _json(list(story.routes)),
         None if evidence is None else _json(evidence),
     )
-    if added is not None:
-        appended = "sources"
-        for _ in added:
-            appended = f"json_insert({appended}, '$[#]', json(?))"
-        values = (*fields, *(_json(_source_to_dict(s)) for s in added), story.story_id)
-        if conn.execute(_UPDATE_STORY.format(sources=appended), values).rowcount:
+    head = (story.story_id, story.signature, codec.dt_to_text(story.created_at))
+    if conn.execute(_INSERT_STORY, (*head, *fields)).rowcount == 0:  # stored already
+        conn.execute(_UPDATE_STORY, (*fields, story.story_id))
+        if added is not None:
+            first = len(story.sources) - len(added)
+            _write_sources(conn, story.story_id, enumerate(added, start=first))
             return
-    sources = _json([_source_to_dict(s) for s in story.sources])
-    conn.execute(
-        _SAVE_STORY,
-        (story.story_id, story.signature, codec.dt_to_text(story.created_at), sources, *fields),
+        conn.execute("DELETE FROM story_sources WHERE story_id = ?", (story.story_id,))
+    _write_sources(conn, story.story_id, enumerate(story.sources))
+
+
+def _write_sources(
+    conn: sqlite3.Connection, story_id: str, sources: Iterable[tuple[int, StorySource]]
+) -> None:
+    conn.executemany(
+        _INSERT_SOURCE,
+        [
+            (
+                story_id,
+                n,
+                s.item_id,
+                s.feed_id,
+                s.feed_title,
+                s.title,
+                s.url,
+                codec.dt_to_text(s.at),
+                s.signature,
+            )
+            for n, s in sources
+        ],
     )
 
 
-def story_from_row(row: sqlite3.Row) -> Story:
+def open_stories(conn: sqlite3.Connection, since: datetime) -> list[Story]:
+    """Stories created after ``since``, oldest first, each with its sources in order."""
+    cutoff = codec.dt_to_text(since)
+    sources: dict[str, list[StorySource]] = {}
+    for row in conn.execute(_SELECT_SOURCES, (cutoff,)):
+        sources.setdefault(row["story_id"], []).append(
+            StorySource(
+                item_id=row["item_id"],
+                feed_id=row["feed_id"],
+                title=row["title"],
+                url=row["url"],
+                at=codec.dt_from_text(row["at"]),
+                feed_title=row["feed_title"],
+                signature=row["signature"],
+            )
+        )
+    rows = conn.execute(
+        "SELECT * FROM stories WHERE created_at > ? ORDER BY created_at, story_id", (cutoff,)
+    )
+    return [_story_from_row(row, sources.get(row["story_id"], [])) for row in rows]
+
+
+def _story_from_row(row: sqlite3.Row, sources: list[StorySource]) -> Story:
     evidence = row["evidence"]
     return Story(
         story_id=row["story_id"],
         rule_id=row["rule_id"],
         signature=row["signature"],
         created_at=codec.dt_from_text(row["created_at"]),
-        sources=tuple(_source_from_dict(d) for d in json.loads(row["sources"])),
+        sources=tuple(sources),
         first_alert_id=row["first_alert_id"],
         pairs=tuple((str(r), str(s)) for r, s in json.loads(row["pairs"])),
         tags=tuple(json.loads(row["tags"])),

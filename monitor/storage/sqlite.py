@@ -369,6 +369,11 @@ class SQLiteStorage:
         mention_cutoff = codec.dt_to_text(mentions_older_than or older_than)
         with self._transaction("prune items", write=True) as conn:
             conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
+            conn.execute(
+                "DELETE FROM story_sources WHERE story_id IN"
+                " (SELECT story_id FROM stories WHERE created_at < ?)",
+                (cutoff,),
+            )
             conn.execute("DELETE FROM stories WHERE created_at < ?", (cutoff,))
             conn.execute("DELETE FROM cooldowns WHERE until < ?", (cutoff,))
             conn.execute(
@@ -552,11 +557,7 @@ class SQLiteStorage:
 
     def open_stories(self, since: datetime) -> list[Story]:
         with self._transaction("read stories", write=False) as conn:
-            rows = conn.execute(
-                "SELECT * FROM stories WHERE created_at > ? ORDER BY created_at, story_id",
-                (codec.dt_to_text(since),),
-            ).fetchall()
-        return [noise.story_from_row(row) for row in rows]
+            return noise.open_stories(conn, since)
 
     def active_cooldowns(self, now: datetime) -> list[Cooldown]:
         with self._transaction("read cooldowns", write=False) as conn:
