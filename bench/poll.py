@@ -2,13 +2,17 @@
 
 A local HTTP server (a separate process, listening on 16 loopback addresses so
 that per-host limits behave as they would across many publishers) serves N
-feeds of 30 items each, with ETags. We run, each as its own child process so
-CPU time and peak RSS are measured per run:
+feeds of 30 items each, with ETags: wire-style world news of about 600 characters,
+15% of it conflict stories (the "news" mix of bench/match.py). We run, each as its
+own child process so CPU time and peak RSS are measured per run:
 
-1. media-monitor `monitor once` — first poll (every feed new);
+1. media-monitor `monitor once` — first poll (every feed new) — twice, each on its own
+   database and with the default settings (``http.workers: auto``): with no rules (what
+   polling costs: fetch, parse, dedupe, the places history keeps, the store) and with
+   the shipped rules (config/rules.yaml: the product as it runs);
 2. the naive loop — `feedparser.parse(url)` for every feed, sequentially;
 3. 10% of the feeds gain a new item;
-4. media-monitor `once` again — second poll (conditional GETs);
+4. both media-monitor runs again — second poll (conditional GETs);
 5. the naive loop again (it has no conditional GET, so it re-parses all).
 
 Prints wall time, CPU time, peak RSS, requests, 304s and items parsed for each,
@@ -35,25 +39,22 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from match import news_items  # bench/ is this script's directory, first on sys.path
+
+ROOT = Path(__file__).resolve().parent.parent
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
-TEXT = (
-    "Russian forces shelled the city overnight as officials reported damage to energy "
-    "infrastructure and residential buildings while air defence units intercepted drones "
-    "launched from the south the regional governor said evacuation continued in villages "
-    "near the front line and talks on a ceasefire stalled again in the capital"
-)
-WORDS = TEXT.split()
 
 
 def make_item(rng: random.Random, feed: int, n: int, when: datetime) -> str:
-    title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(7, 12))).capitalize()
-    summary = " ".join(rng.choice(WORDS) for _ in range(95))
+    """A wire-style item (see bench/match.py: world news, 15% conflict stories); feeds
+    draw from the same stories and places, so some items alike across feeds cluster."""
+    [news] = news_items(1, rng)
     link = f"https://news{feed % 50}.example/story/{feed}-{n}?utm_source=rss"
     return (
-        f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
+        f"<item><title>{escape(news.title)}</title><link>{escape(link)}</link>"
         f'<guid isPermaLink="false">feed{feed}-item{n}</guid>'
         f"<pubDate>{format_datetime(when, usegmt=True)}</pubDate>"
-        f"<description>{escape('<p>' + summary + '</p>')}</description></item>\n"
+        f"<description>{escape('<p>' + news.summary + '</p>')}</description></item>\n"
     )
 
 
@@ -203,10 +204,14 @@ def parsed_items(log: str) -> int:
     return 0
 
 
-def write_config(path: Path, urls: list[str]) -> None:
+def write_config(path: Path, urls: list[str], *, rules: bool) -> None:
+    """The default settings; only the feeds, the store and the sink differ. With
+    ``rules``, the shipped rules (config/rules.yaml); without, none: the cost of polling
+    itself (fetch, parse, dedupe, places for history, store)."""
     feeds = "\n".join(f"  - {{id: f{i}, url: '{u}'}}" for i, u in enumerate(urls))
+    include = f"include: ['{ROOT / 'config' / 'rules.yaml'}']\n" if rules else ""
     path.write_text(
-        f"storage: {{path: '{path.parent / 'bench.db'}'}}\n"
+        include + f"storage: {{path: '{path.with_suffix('.db')}'}}\n"
         "sinks: [{name: console, type: console}]\n"
         "routes: [{sinks: [console]}]\n"
         "logging: {format: json, level: info}\n"
@@ -215,15 +220,16 @@ def write_config(path: Path, urls: list[str]) -> None:
     )
 
 
-def report(first: Run, naive: Run) -> None:
-    for run in (first, naive):
+def report(naive: Run, *ours: Run) -> None:
+    for run in (*ours, naive):
         print(
-            f"  {run.name:<22} wall {run.wall:7.2f} s  cpu {run.cpu:7.2f} s  "
+            f"  {run.name:<26} wall {run.wall:6.2f} s  cpu {run.cpu:6.2f} s  "
             f"peak RSS {run.rss_mb:6.1f} MB  requests {run.requests:5d}  "
             f"304s {run.not_modified:5d}  items parsed {run.items:6d}"
         )
-    wall, cpu = naive.wall / first.wall, naive.cpu / first.cpu
-    print(f"  ratio naive/ours: wall {wall:5.1f}x  cpu {cpu:5.1f}x")
+    for run in ours:
+        wall, cpu = naive.wall / run.wall, naive.cpu / run.cpu
+        print(f"  naive / {run.name:<26} wall {wall:5.1f}x  cpu {cpu:5.1f}x")
 
 
 def main() -> None:
@@ -242,36 +248,35 @@ def main() -> None:
     control = f"http://127.0.0.1:{port}"
     urls = [f"http://{HOSTS[i % len(HOSTS)]}:{port}/feed/{i}" for i in range(args.feeds)]
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        write_config(config, urls)
-        url_file = Path(tmp) / "urls"
-        url_file.write_text("\n".join(urls))
-        once = ["once", "-c", str(config), "--at", "2025-06-08T12:30:00"]
-        ours = [sys.executable, "-m", "monitor", *once]
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
-            prof = ["-m", "cProfile", "-o"]
-            ours = [sys.executable, *prof, str(args.profile / "first.prof"), "-m", "monitor", *once]
+        commands = {}
+        for name, rules in (("once, polling (no rules)", False), ("once, shipped rules", True)):
+            config = Path(tmp) / f"{'rules' if rules else 'polling'}.yaml"
+            write_config(config, urls, rules=rules)
+            once = ["-m", "monitor", "once", "-c", str(config), "--at", "2025-06-08T12:30:00"]
+            commands[name] = (config.stem, once)
         naive = [sys.executable, "-c", NAIVE, *urls]
         env_note = f"{args.feeds} feeds x {args.items} items, {os.cpu_count()} cores"
         print(f"media-monitor poll benchmark: {env_note}")
 
-        first, log = measure("media-monitor once", ours, control)
-        first.items = parsed_items(log)
-        naive1, out = measure("naive feedparser loop", naive, control)
-        naive1.items = int(out.split()[0])
-        print("first poll (every feed new):")
-        report(first, naive1)
+        def poll(which: str) -> None:
+            runs = []
+            for name, (stem, once) in commands.items():
+                profile = []
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    profile = ["-m", "cProfile", "-o", str(args.profile / f"{stem}-{which}.prof")]
+                run, log = measure(name, [sys.executable, *profile, *once], control)
+                run.items = parsed_items(log)
+                runs.append(run)
+            naive_run, out = measure("naive feedparser loop", naive, control)
+            naive_run.items = int(out.split()[0])
+            report(naive_run, *runs)
 
+        print("first poll (every feed new):")
+        poll("first")
         fetch(f"{control}/_mutate?share={args.changed}")
-        if args.profile:
-            ours[ours.index(str(args.profile / "first.prof"))] = str(args.profile / "second.prof")
-        second, log = measure("media-monitor once", ours, control)
-        second.items = parsed_items(log)
-        naive2, out = measure("naive feedparser loop", naive, control)
-        naive2.items = int(out.split()[0])
         print(f"second poll ({args.changed:.0%} of feeds changed):")
-        report(second, naive2)
+        poll("second")
     server.terminate()
 
 

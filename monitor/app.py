@@ -45,7 +45,9 @@ def build_app(config: AppConfig, clock: Clock, *, rng: random.Random | None = No
     fails start-up without leaving a database or a client behind."""
     rng = rng or random.Random()
     rules = compile_rules(config.rules)
-    storage = SQLiteStorage(config.storage.path)
+    storage = SQLiteStorage(
+        config.storage.path, commit_delay=config.storage.commit_delay.total_seconds()
+    )
     try:
         reader = build_reader(config, clock)
         sinks = build_sinks(config.sinks)

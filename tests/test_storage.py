@@ -44,7 +44,7 @@ T0 = datetime(2025, 6, 8, 12, 0, tzinfo=UTC)
 SINKS = ("slack", "email")
 REPO = Path(__file__).resolve().parents[1]
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "sqlite-grouped"]
 
 
 # -- builders -------------------------------------------------------------
@@ -108,6 +108,8 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     def factory() -> Storage:
         if request.param == "sqlite":
             store: Storage = SQLiteStorage(tmp_path / "nested" / "monitor.db")
+        elif request.param == "sqlite-grouped":  # polls' writes committed together, later
+            store = SQLiteStorage(tmp_path / "nested" / "monitor.db", commit_delay=60)
         else:  # pragma: no cover - a new backend must add its branch here
             raise AssertionError(request.param)
         opened.append(store)
@@ -669,3 +671,61 @@ def test_unseen_keeps_only_the_first_of_a_batchs_duplicates(store: Storage) -> N
     same_id = make_item("a", url="https://example.test/other")
     other = make_item("c")
     assert store.unseen([first, same_url, same_id, other]) == [first, other]
+
+
+# -- grouped commits (SQLite) ---------------------------------------------------------
+
+
+def _committed_items(path: Path) -> list[str]:
+    """What another connection (another process) sees."""
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT id FROM items ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_grouped_writes_are_seen_here_at_once_and_elsewhere_when_committed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=0.3) as store:
+        store.claim([make_request(make_item("i1"))], T0)
+        store.save_feed_state(FeedState("feed-a", "https://a.example/rss"))
+        assert store.unseen([make_item("i1"), make_item("i2")]) == [make_item("i2")]
+        assert _committed_items(path) == []
+        deadline = time.monotonic() + 10
+        while not _committed_items(path):  # the delay passes: committed by the timer
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _committed_items(path) == ["i1"]
+
+
+def test_a_failed_grouped_write_undoes_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=60) as store:
+        store.claim([make_request(make_item("i1"))], T0)
+        bad = dataclasses.replace(make_item("i2"), title=None)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.IntegrityError):
+            store.claim([make_request(make_item("i3")), make_request(bad)], T0)
+    assert _committed_items(path) == ["i1"]
+
+
+def test_the_outbox_is_read_committed(tmp_path: Path) -> None:
+    """Deliveries are read only once their alerts are durable: reading them commits."""
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=60) as store:
+        store.claim([make_request(make_item("i1"), "r1")], T0)
+        assert _committed_items(path) == []
+        assert len(store.due_deliveries(T0)) == len(SINKS)
+        assert _committed_items(path) == ["i1"]
+
+
+def test_another_write_commits_the_group_first(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=60) as store:
+        store.claim([make_request(make_item("i1"), "r1")], T0)
+        [delivery, *_] = store.due_deliveries(T0)
+        store.claim([make_request(make_item("i2"))], T0)
+        store.mark_delivered(delivery.delivery_id, T0)
+        assert _committed_items(path) == ["i1", "i2"]
