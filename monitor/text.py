@@ -31,6 +31,7 @@ _WORD = re.compile(r"\w+(?:['-]\w+)*")
 # or at a blank line. The first branch takes the mark itself, rather than looking behind
 # for it at every position, so the regex engine can skip to candidate characters.
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇЄҐ0-9])|\n\s*\n")
+_SENTENCE_MARK = re.compile(r"[.!?…\n]")  # where a sentence end can begin
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +65,19 @@ class Normalized:
             return min(original_index, len(self.text))
         return bisect_left(self.origin, original_index)
 
-    def sentences(self) -> list[tuple[int, int]]:
-        """Sentence spans in ``text`` coordinates, split on the original's capitals."""
-        return [(self.position(s), self.position(e)) for s, e in sentences(self.original)]
+    def sentences(self, breaks: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+        """Sentence spans in ``text`` coordinates, split on the original's capitals
+        (``breaks``: :func:`sentence_breaks` of the original, if the caller has it)."""
+        spans = sentences(self.original, breaks)
+        if self.origin is None:  # the same coordinates
+            return spans
+        return [(self.position(s), self.position(e)) for s, e in spans]
 
 
 # Every character that is not a letter or digit is a word break. Built once, read only.
-_ASCII_BREAKS = {cp: " " for cp in range(128) if not chr(cp).isalnum()}
+# Complete (letters and digits map to themselves): translate() then never looks up a
+# missing key, which costs an exception per distinct character.
+_ASCII_BREAKS = {cp: chr(cp) if chr(cp).isalnum() else " " for cp in range(128)}
 _BREAKS = re.compile(r"[^\w ]|_")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ASCII_FOLD = {ord(c): c.lower() for c in string.ascii_uppercase} | {ord("`"): "'"}
@@ -90,21 +97,38 @@ def normalize(text: str) -> Normalized:
 
     Characters are folded one by one (after NFC, which only composes marks) so
     each output character can be traced to its source. ASCII, the bulk of most
-    text, is lowered by a translate table; only non-ASCII goes through Unicode.
+    text, is only lowered; only non-ASCII goes through Unicode.
     """
     text = unicodedata.normalize("NFC", text)
     if text.isascii():
-        return Normalized(text, text.translate(_ASCII_FOLD))
-    folded = _NON_ASCII.sub(_fold_match, text).translate(_ASCII_FOLD)
-    if len(folded) == len(text) and all(
-        len(_fold_char(ch)) == 1 for ch in set(_NON_ASCII.findall(text))
-    ):
+        return Normalized(text, _fold_ascii(text))
+    folds = {ch: _fold_char(ch) for ch in set(_NON_ASCII.findall(text))}
+    folded = _NON_ASCII.sub(_fold_match, text)
+    if all(f == f.lower() for f in folds.values()):
+        folded = _fold_ascii(folded)  # lower() leaves the folded characters as they are
+    else:
+        folded = folded.translate(_ASCII_FOLD)
+    if all(len(f) == 1 for f in folds.values()):
         return Normalized(text, folded)
+    # Offsets: ASCII characters map one to one, a folded one to each character it became.
     origin: list[int] = []
-    for i, ch in enumerate(text):
-        n = 1 if ch.isascii() else len(_fold_char(ch))
-        origin.extend([i] * n)
+    done = 0
+    for m in _NON_ASCII.finditer(text):
+        at = m.start()
+        size = len(folds[m.group()])
+        if size != 1:
+            origin.extend(range(done, at))
+            origin.extend([at] * size)
+            done = at + 1
+    origin.extend(range(done, len(text)))
     return Normalized(text, folded, tuple(origin))
+
+
+def _fold_ascii(text: str) -> str:
+    """``text.translate(_ASCII_FOLD)`` where that changes only ASCII characters: the
+    translation runs per character in Python's generic path, lower() does not."""
+    lowered = text.lower()
+    return lowered.replace("`", "'") if "`" in lowered else lowered
 
 
 def fold(text: str) -> str:
@@ -141,15 +165,33 @@ def sentence_ends_in(text: str, start: int, end: int) -> bool:
     return m is not None and m.start() < end
 
 
-def sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans ``[start, end)``; a light splitter good enough for proximity windows."""
+def sentence_breaks(text: str) -> list[tuple[int, int]]:
+    """Every span where a sentence end matches, by start; they may overlap (a blank line
+    in the spaces after a full stop). :func:`sentences` splits at those that do not
+    overlap an earlier one; ``sentence_ends_in(text, s, e)`` is whether one starts in
+    ``[s, e)``, so for many spans of one text this list and a bisect each answer it."""
+    found: list[tuple[int, int]] = []
+    for mark in _SENTENCE_MARK.finditer(text):  # a match can begin only at a mark
+        m = _SENTENCE_END.match(text, mark.start())
+        if m is not None:
+            found.append(m.span())
+    return found
+
+
+def sentences(text: str, breaks: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """Sentence spans ``[start, end)``; a light splitter good enough for proximity windows.
+
+    ``breaks`` is :func:`sentence_breaks` of ``text`` if the caller has it already.
+    """
     spans: list[tuple[int, int]] = []
     start = 0
-    for m in _SENTENCE_END.finditer(text):
-        end = m.start() if text[m.start()] == "\n" else m.start() + 1  # after the mark
+    for at, after in sentence_breaks(text) if breaks is None else breaks:
+        if at < start:  # inside the previous break (as _SENTENCE_END.finditer skips it)
+            continue
+        end = at if text[at] == "\n" else at + 1  # after the mark
         if end > start:
             spans.append((start, end))
-        start = m.end()
+        start = after
     if start < len(text):
         spans.append((start, len(text)))
     return spans

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Protocol
 
 from monitor.gazetteer import Gazetteer, Place
@@ -39,7 +40,9 @@ from monitor.rules.evidence import FIELDS
 from monitor.rules.history import History, context_key, place_key
 from monitor.rules.matchers import Matcher
 from monitor.rules.scan import (
+    MEMO_SIZE,
     Automaton,
+    ContextIndex,
     ContextTerms,
     FieldText,
     Hit,
@@ -100,6 +103,8 @@ class CompiledRule:
         """Why a guard term excludes the item ("" if none does): the first in ``none``
         order that occurs in the rule's fields; only the guard terms the item has are read."""
         first = self._none_first
+        if first.keys().isdisjoint(scan.hits.keys()):  # the common case
+            return ""
         for position in sorted(first[term_id] for term_id in first.keys() & scan.hits.keys()):
             term_id, term = self.none[position]
             found = scan.hits_in(term_id, self.fields)
@@ -179,18 +184,15 @@ class RuleSet:
         # Contexts by window: per place, the context terms near it are found once per
         # window, and a context holds where one of its terms is near. A context's places
         # are recorded only in the countries its rules watch (empty: all).
-        by_within: dict[int | None, dict[str, ContextTerms]] = {}
+        self._contexts = ContextIndex(context for context, _ in contexts)
         watched: dict[str, frozenset[str] | None] = {}  # context key -> countries, None: all
         for context, countries in contexts:
-            by_within.setdefault(context.within, {}).setdefault(context.key, context)
             so_far = watched.get(context.key, frozenset())
             watched[context.key] = None if so_far is None or not countries else so_far | countries
-        self._contexts = tuple(
-            (within, tuple(found.values()), frozenset().union(*(c.ids for c in found.values())))
-            for within, found in by_within.items()
-        )
         # Context key -> the countries it is recorded in and its history key prefix.
         self._record = {key: (watched[key], context_key(key, "")) for key in watched}
+        self._prefixes: dict[tuple[int, str], tuple[str, ...]] = {}  # see _recorded
+        self._ctx_keys: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
         self._term_keys = tuple(dict.fromkeys(term_keys))
         self._term_key_ids = frozenset(term_id for term_id, _ in self._term_keys)
         # The ids each place is recorded under: itself, its region and its country.
@@ -310,29 +312,54 @@ class RuleSet:
         """
         every = frozenset(range(len(scan.fields)))
         keys: dict[str, bool] = {}
-        record = self._record
         for index, mention in scan.place_mentions(every):
             place = mention.place
             ids = self._ids_of(place)
-            holding = scan.contexts_near(index, mention.start, mention.end)
-            in_context = bool(holding)
-            for context in holding:
-                countries, prefix = record[context.key]
-                if countries is None or place.country in countries:
-                    for place_id in ids:
-                        keys[prefix + place_id] = True
-            for place_id in ids:
-                key = place_key(place_id)
-                if in_context:
+            holding = scan.holding(index, mention.start, mention.end)
+            if holding:
+                for key in self._context_keys(holding, place.country, ids):
                     keys[key] = True
-                else:
-                    keys.setdefault(key, False)
+                for place_id in ids:
+                    keys[place_key(place_id)] = True
+            else:
+                for place_id in ids:
+                    keys.setdefault(place_key(place_id), False)
         if not self._term_key_ids.isdisjoint(scan.hits):
             for term_id, key in self._term_keys:
                 if term_id in scan.hits:
                     keys.setdefault(key, False)
-        at = scan.at
-        return tuple(Mention(key, at, in_context) for key, in_context in keys.items())
+        return tuple(map(Mention, keys, repeat(scan.at), keys.values()))
+
+    def _context_keys(self, holding: int, country: str, ids: tuple[str, ...]) -> tuple[str, ...]:
+        """The ``ctx:`` keys of a place of ``country`` recorded under ``ids``, with the
+        contexts of ``holding`` near it: each context's (see :meth:`_recorded`) with each
+        id. Memoised, a pure function: the same places recur with the same contexts."""
+        memo = (holding, country, ids)
+        found = self._ctx_keys.get(memo)
+        if found is None:
+            prefixes = self._recorded(holding, country)
+            found = tuple(prefix + place_id for prefix in prefixes for place_id in ids)
+            if len(self._ctx_keys) >= MEMO_SIZE // 4:  # the largest entries: fewer
+                self._ctx_keys.clear()
+            self._ctx_keys[memo] = found
+        return found
+
+    def _recorded(self, holding: int, country: str) -> tuple[str, ...]:
+        """The ``ctx:`` key prefixes of the contexts in ``holding`` (bits of the context
+        index) that record places of ``country``; memoised, a pure function of both."""
+        memo = (holding, country)
+        found = self._prefixes.get(memo)
+        if found is None:
+            if len(self._prefixes) >= MEMO_SIZE:
+                self._prefixes.clear()
+            record = self._record
+            found = tuple(
+                prefix
+                for countries, prefix in (record[c.key] for c in self._contexts.holding(holding))
+                if countries is None or country in countries
+            )
+            self._prefixes[memo] = found
+        return found
 
     def _ids_of(self, place: Place) -> tuple[str, ...]:
         """The place's id, its region's and its country's (the keys it is recorded under)."""

@@ -151,7 +151,8 @@ class MemoryHistory:
         if series is None:
             return False
         times = series.in_context if in_context else series.times
-        return bisect_right(times, until) > bisect_right(times, since)
+        first = bisect_right(times, since)  # the first mention after ``since``
+        return first < len(times) and times[first] <= until
 
     def sources(
         self, key: str, since: datetime, until: datetime, *, source: str | None = None

@@ -96,10 +96,17 @@ class NearMatcher:
     within: int | None
     kind: str = "near"
     _group_ids: tuple[frozenset[int], ...] = field(init=False, repr=False, compare=False)
+    # term id -> (group index, term) for each place it has in the groups, in order
+    _by_term: dict[int, list[tuple[int, str]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = tuple(frozenset(t for t, _ in group) for group in self.groups)
         object.__setattr__(self, "_group_ids", ids)
+        by_term: dict[int, list[tuple[int, str]]] = {}
+        for group_index, group in enumerate(self.groups):
+            for term_id, term in group:
+                by_term.setdefault(term_id, []).append((group_index, term))
+        object.__setattr__(self, "_by_term", by_term)
 
     @property
     def triggers(self) -> frozenset[int]:
@@ -110,8 +117,9 @@ class NearMatcher:
         best: tuple[int, tuple[tuple[str, Hit], ...]] | None = None
         present = scan.hits.keys()
         if all(not ids.isdisjoint(present) for ids in self._group_ids):
+            events = self._events(scan, fields)
             for index in sorted(fields):
-                found = self._closest(scan, fields, index)
+                found = self._closest(scan, index, events.get(index, []))
                 if found is not None and (best is None or found[0] < best[0]):
                     best = found
         if best is None:
@@ -125,25 +133,30 @@ class NearMatcher:
         }
         return Fired(term_evidence(scan, combo, self.kind, near=near))
 
+    def _events(
+        self, scan: Scan, fields: frozenset[int]
+    ) -> dict[int, list[tuple[int, int, int, str]]]:
+        """Per field, (start, end, group index, term) of the groups' hits in ``fields``;
+        only the terms the item has are read."""
+        events: dict[int, list[tuple[int, int, int, str]]] = {}
+        hits = scan.hits
+        for term_id in self._by_term.keys() & hits.keys():
+            for group_index, term in self._by_term[term_id]:
+                for index, start, end in hits[term_id]:
+                    if index in fields:
+                        events.setdefault(index, []).append((start, end, group_index, term))
+        return events
+
     def _closest(
-        self, scan: Scan, fields: frozenset[int], index: int
+        self, scan: Scan, index: int, events: list[tuple[int, int, int, str]]
     ) -> tuple[int, tuple[tuple[str, Hit], ...]] | None:
         """The tightest set of one hit per group in one field: a sweep over hits by position.
 
         At each hit, the latest hit of every group so far is the tightest window ending
         there; its distance is the words between the earliest end and this start.
         """
-        events: list[tuple[int, int, int, str]] = []
-        present = scan.hits
-        for group_index, group in enumerate(self.groups):
-            size = len(events)
-            for term_id, term in group:
-                if term_id not in present:
-                    continue
-                events += [(h[1], h[2], group_index, term)
-                           for h in scan.hits_in(term_id, fields) if h[0] == index]  # fmt: skip
-            if len(events) == size:
-                return None  # a group with no hit in this field
+        if len({group_index for _, _, group_index, _ in events}) < len(self.groups):
+            return None  # a group with no hit in this field
         events.sort()
         ft = scan.fields[index]
         latest: dict[int, tuple[str, Hit]] = {}
@@ -287,26 +300,26 @@ class ScoreMatcher:
     def check(self, scan: Scan, fields: frozenset[int]) -> Fired | str:
         scored: list[tuple[int, int, str, float, Hit]] = []
         by_term = self._by_term
+        every = len(fields) == len(scan.fields)
         for term_id in by_term.keys() & scan.hits.keys():
-            hits = scan.hits_in(term_id, fields)
+            hits = scan.hits[term_id] if every else scan.hits_in(term_id, fields)
             if hits:
-                scored += [(*place, hits[0]) for place in by_term[term_id]]
+                first = hits[0]
+                for category, position, term, weight in by_term[term_id]:
+                    scored.append((category, position, term, weight, first))
         scored.sort()  # configuration order: the same sums and evidence as a loop over all
+        raw: dict[int, float] = {}  # category -> its terms' weights, summed in that order
+        for category, _, _, term_weight, _ in scored:
+            raw[category] = raw.get(category, 0.0) + term_weight
         total = 0.0
         parts: dict[str, float] = {}
-        found: list[tuple[str, Hit]] = []
-        next_term = 0
         for category, (name, weight, cap, _) in enumerate(self.categories):
-            raw = 0.0
-            while next_term < len(scored) and scored[next_term][0] == category:
-                _, _, term, term_weight, hit = scored[next_term]
-                raw += term_weight
-                found.append((term, hit))
-                next_term += 1
-            if raw:
-                value = weight * raw if cap is None else min(cap, weight * raw)
+            summed = raw.get(category, 0.0)
+            if summed:
+                value = weight * summed if cap is None else min(cap, weight * summed)
                 parts[name] = value
                 total += value
+        found = [(term, hit) for _, _, term, _, hit in scored]
         for threshold, severity in self.bands:
             if total >= threshold:
                 evidence = term_evidence(

@@ -154,8 +154,8 @@ def tokenize(text: str, offset: int = 0) -> list[Token]:
     """Numbers (with separators), words, hyphens and punctuation, with offsets."""
     out: list[Token] = []
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "punct"
-        out.append(Token(kind, m.group(), m.start() + offset, m.end() + offset))
+        start, end = m.span()
+        out.append(Token(m.lastgroup or "punct", m.group(), start + offset, end + offset))
     return out
 
 
@@ -191,9 +191,11 @@ def quantity_before(
     text: str, noun_start: int, noun_end: int, *, max_gap: int = 3, window: int = 80
 ) -> Quantity | None:
     """The number counting the noun at ``[noun_start, noun_end)``, if one stands before it."""
-    if not _NUMBERISH.search(text, _words_back(text, noun_start, max_gap + 2), noun_start):
+    near = _words_back(text, noun_start, max_gap + 2)
+    if not _NUMBERISH.search(text, near, noun_start):
         return None  # the common case, decided without tokenizing
-    lo = max(noun_start - window, _words_back(text, noun_start, max_gap + _NUMBER_WORDS_MAX))
+    # _words_back(text, noun_start, max_gap + _NUMBER_WORDS_MAX), from where it got to
+    lo = max(noun_start - window, _words_back(text, near, _NUMBER_WORDS_MAX - 2))
     toks = tokenize(text[lo:noun_start], lo)
     i = _skip_adjectives(toks, max_gap)
     if i is None:
@@ -217,7 +219,7 @@ def quantity_before(
 def _words_back(text: str, pos: int, count: int) -> int:
     """Start of the ``count``-th space-separated word before ``pos`` (or 0)."""
     for _ in range(count):
-        pos = text.rfind(" ", 0, max(0, pos - 1))
+        pos = text.rfind(" ", 0, pos - 1) if pos > 1 else -1
         if pos == -1:
             return 0
     return pos

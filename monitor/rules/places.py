@@ -51,7 +51,7 @@ from monitor.gazetteer import Place, PlaceMention
 from monitor.rules.evidence import json_number, place_dict, term_evidence
 from monitor.rules.history import History, context_key, place_key
 from monitor.rules.matchers import Fired
-from monitor.rules.scan import ContextTerms, Hit, Scan
+from monitor.rules.scan import MEMO_SIZE, ContextIndex, ContextTerms, Hit, Scan
 from monitor.types import Evidence
 
 _DAY = 86400.0
@@ -123,19 +123,16 @@ class NoveltyMatcher:
         return ""
 
     def history_key(self, place_id: str) -> str:
-        """The key under which this rule finds a place seen (in context) in history."""
+        """The key under which this rule finds a place seen (in context) in history: a
+        prefix and the place id (NoveltyIndex relies on that)."""
         if self.context is None:
             return place_key(place_id)
         return context_key(self.context.key, place_id)
 
     def _seen(self, scan: Scan, place_id: str) -> bool:
         """Whether the place was seen, with this rule's context near, within ``window``."""
-        history, now = scan.history, scan.now
-        if history is None or now is None:
-            return False
         key = self.history_key(place_id)
-        with_context = self.context is not None
-        return scan.seen(history, key, now - self.window, now, in_context=with_context)
+        return scan.seen(key, self.window, in_context=self.context is not None)
 
     def _silent(self, known: dict[str, str], outside: int) -> str:
         parts = [f"{k} is known ({why})" for k, why in known.items()]
@@ -189,62 +186,112 @@ class NoveltyIndex:
 
     def __init__(self, rules: Sequence[tuple[int, NoveltyMatcher]]) -> None:
         self.rules = frozenset(index for index, _ in rules)
-        self._levels: dict[str, frozenset[int]] = {}
-        self._anywhere: set[int] = set()
-        self._by_country: dict[str, set[int]] = {}
+        anywhere: dict[str, set[int]] = {}  # level -> the rules without countries
+        by_country: dict[str, dict[str, set[int]]] = {}  # level -> country -> rules
         self._covering: dict[str, set[int]] = {}
         self._covering_country: dict[str, set[int]] = {}
-        # Rules that read the same history (the same window and context) and, per rule,
-        # its context's key (None: no context) and its history group.
-        self._by_history: dict[tuple[timedelta, str | None], tuple[NoveltyMatcher, set[int]]] = {}
-        self._context_of: dict[int, str | None] = {}
-        self._history_of: dict[int, tuple[timedelta, str | None]] = {}
+        # Rules that read the same history (the same window and context), and per rule
+        # its group and its context's key (None: no context).
+        by_history: dict[tuple[timedelta, str | None], tuple[NoveltyMatcher, set[int]]] = {}
+        contexts: dict[int, str | None] = {}
         for index, m in rules:
-            self._levels[m.level] = self._levels.get(m.level, frozenset()) | {index}
+            anywhere.setdefault(m.level, set())
+            by_country.setdefault(m.level, {})
             if not m.countries:
-                self._anywhere.add(index)
+                anywhere[m.level].add(index)
             for country in m.countries:
-                self._by_country.setdefault(country, set()).add(index)
+                by_country[m.level].setdefault(country, set()).add(index)
             for place_id in m.baseline:
                 self._covering.setdefault(place_id, set()).add(index)
             for country in m.known_countries:
                 self._covering_country.setdefault(country, set()).add(index)
             context = None if m.context is None else m.context.key
-            self._by_history.setdefault((m.window, context), (m, set()))[1].add(index)
-            self._context_of[index] = context
-            self._history_of[index] = (m.window, context)
+            by_history.setdefault((m.window, context), (m, set()))[1].add(index)
+            contexts[index] = context
+        # Per level: the rules that admit a country's places, and those that admit any.
+        self._admitting = {
+            level: (
+                {c: frozenset(found | anywhere[level]) for c, found in by_country[level].items()},
+                frozenset(anywhere[level]),
+            )
+            for level in anywhere
+        }
+        # Per history: the key prefix (a place id completes it), window, whether only
+        # mentions in context count, and the rules that read it.
+        self._histories = tuple(
+            (m.history_key(""), m.window, m.context is not None, frozenset(sharing))
+            for m, sharing in by_history.values()
+        )
+        self._windows = frozenset(m.window for m, _ in by_history.values())
+        numbers = {group: n for n, group in enumerate(by_history)}
+        self._history_of = {index: numbers[(m.window, contexts[index])] for index, m in rules}
+        self._contexts = contexts
+        # Rules allowed by the contexts holding near a place (bits of a scan's context
+        # index): memoised per mask, for the index the bits were read from.
+        self._bits_of: ContextIndex | None = None
+        self._allowed: dict[int, frozenset[int]] = {}
+        self._uncovered_memo: dict[tuple[str, ...], frozenset[int]] = {}
 
     def candidates(self, scan: Scan) -> frozenset[int]:
         found: set[int] = set()
         every = frozenset(range(len(scan.fields)))
-        empty: set[int] = set()
-        for level, at_level in self._levels.items():
-            done: set[tuple[str, frozenset[str]]] = set()  # a place again: no new rule
+        histories, history_of = self._histories, self._history_of
+        history, now = scan.history, scan.now
+        # The history is asked directly (not through the scan's memo): these lookups are
+        # many and rarely repeated; a rule they leave is checked, and asks again.
+        since = {} if history is None or now is None else {w: now - w for w in self._windows}
+        for level in self._admitting:
+            done: set[tuple[str, int]] = set()  # a place again, as near context: no new rule
             for index, mention, key in scan.keyed_places(every, level):
                 place = mention.place
-                rules = (self._by_country.get(place.country, empty) | self._anywhere) & at_level
+                # (The mentions of the item need every place's contexts anyway.)
+                holding = scan.holding(index, mention.start, mention.end)
+                if (place.id, holding) in done:
+                    continue
+                done.add((place.id, holding))
+                rules = self._uncovered(level, place, key) & self._allowed_near(scan, holding)
                 rules -= found
-                if not rules:
-                    continue
-                rules -= self._covering.get(key.id, empty)
-                rules -= self._covering.get(place.id, empty)
-                if key.kind == "country":
-                    rules -= self._covering_country.get(key.id, empty)
-                if not rules:
-                    continue
-                near = scan.context_keys_near(index, mention.start, mention.end)
-                if (place.id, near) in done:
-                    continue
-                done.add((place.id, near))
-                context_of = self._context_of
-                rules = {r for r in rules if context_of[r] is None or context_of[r] in near}
-                if rules and scan.history is not None:
-                    for group in {self._history_of[r] for r in rules}:
-                        matcher, sharing = self._by_history[group]
-                        if matcher._seen(scan, key.id):
+                if rules and history is not None and now is not None:
+                    for group in {history_of[r] for r in rules}:
+                        prefix, window, in_context, sharing = histories[group]
+                        if history.seen(prefix + key.id, since[window], now, in_context=in_context):
                             rules -= sharing
                 found |= rules
         return frozenset(found)
+
+    def _uncovered(self, level: str, place: Place, key: Place) -> frozenset[int]:
+        """The rules at ``level`` that admit the place's country and whose baseline does
+        not cover it (``key``: the place at ``level``); memoised, a pure function."""
+        memo = (level, place.id, place.country, key.id, key.kind)
+        found = self._uncovered_memo.get(memo)
+        if found is None:
+            by_country, anywhere = self._admitting[level]
+            empty: frozenset[int] = frozenset()
+            rules = by_country.get(place.country, anywhere)
+            rules -= self._covering.get(key.id, empty)
+            rules -= self._covering.get(place.id, empty)
+            if key.kind == "country":
+                rules -= self._covering_country.get(key.id, empty)
+            if len(self._uncovered_memo) >= MEMO_SIZE:
+                self._uncovered_memo.clear()
+            found = self._uncovered_memo[memo] = rules
+        return found
+
+    def _allowed_near(self, scan: Scan, holding: int) -> frozenset[int]:
+        """The rules without a context and those whose context is among ``holding`` (bits
+        of the scan's :class:`~monitor.rules.scan.ContextIndex`)."""
+        if scan.contexts is not self._bits_of:  # another rule set's contexts: start afresh
+            self._bits_of, self._allowed = scan.contexts, {}
+        allowed = self._allowed.get(holding)
+        if allowed is None:
+            bits = {} if scan.contexts is None else scan.contexts.bits
+            allowed = frozenset(
+                r for r, key in self._contexts.items() if key is None or bits.get(key, 0) & holding
+            )
+            if len(self._allowed) >= MEMO_SIZE:
+                self._allowed.clear()
+            self._allowed[holding] = allowed
+        return allowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -33,14 +33,13 @@ from monitor.gazetteer import Gazetteer, Place, PlaceMention
 from monitor.rules.evidence import FIELDS, MAX_EVIDENCE_PLACES, place_dict, snippet
 from monitor.rules.history import History
 from monitor.rules.numbers import Quantity, quantity_before
-from monitor.text import Normalized, sentence_ends_in
+from monitor.text import Normalized, sentence_breaks
 from monitor.types import Item, Match, TermHit
 
 LEVELS = ("city", "region", "country")
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
 Hit = tuple[int, int, int]  # (field index, start, end) in normalised text
-_NONSPACE = re.compile(r"\S+")
 _BY_GAP = itemgetter(0)
 
 
@@ -76,20 +75,42 @@ class FieldText:
     norm: Normalized
     broken: str  # " " + text with every non-letter/digit as a space + " "
     _sentences: list[int] | None = None
+    _breaks: list[tuple[int, int]] | None = None  # sentence_breaks of the original text
+    _sentence_ends: list[int] | None = None  # where they start
 
     def words_between(self, start: int, end: int) -> int:
-        """How many words lie in ``[start, end)`` of the normalised text (0 if empty)."""
+        """How many words lie in ``[start, end)`` of the normalised text (0 if empty);
+        a word cut by the span counts."""
         if end <= start:
             return 0
-        return len(_NONSPACE.findall(self.broken, start + 1, end + 1))
+        return len(self.broken[start + 1 : end + 1].split())
+
+    def sentence_ends_in(self, start: int, end: int) -> bool:
+        """:func:`monitor.text.sentence_ends_in` on the original text, by bisect."""
+        ends = self.sentence_end_starts()
+        i = bisect_left(ends, start)
+        return i < len(ends) and ends[i] < end
+
+    def sentence_end_starts(self) -> list[int]:
+        """Where the sentence ends of the original text start (cached)."""
+        ends = self._sentence_ends
+        if ends is None:
+            ends = self._sentence_ends = [s for s, _ in self.sentence_breaks()]
+        return ends
 
     def sentence_index(self, pos: int) -> int:
         return bisect_right(self.sentence_starts(), pos) - 1
 
     def sentence_starts(self) -> list[int]:
         if self._sentences is None:
-            self._sentences = [s for s, _ in self.norm.sentences()]
+            self._sentences = [s for s, _ in self.norm.sentences(self.sentence_breaks())]
         return self._sentences
+
+    def sentence_breaks(self) -> list[tuple[int, int]]:
+        """:func:`monitor.text.sentence_breaks` of the original text (cached)."""
+        if self._breaks is None:
+            self._breaks = sentence_breaks(self.norm.original)
+        return self._breaks
 
 
 # One field's hits of some terms: starts and (term id, start, end) by start; ends and the
@@ -105,8 +126,49 @@ def sorted_hits(scan: Scan, term_ids: Iterable[int], index: int) -> SortedHits:
     return [h[1] for h in by_start], by_start, [h[2] for h in by_end], by_end
 
 
-# A window (None: sentence), the contexts with that window, and all their term ids.
-ContextGroup = tuple[int | None, tuple["ContextTerms", ...], frozenset[int]]
+# A context window (None: sentence) with its terms' masks (ContextIndex.groups), the
+# terms that occur in the item, and per field their sorted hits.
+_ContextGroup = tuple[int | None, dict[int, int], set[int], dict[int, SortedHits]]
+MEMO_SIZE = 4096  # entries a memo of a pure function holds before it starts afresh
+
+
+class ContextIndex:
+    """The rule set's novelty contexts, grouped by window, with each context a bit.
+
+    Bit ``i`` of a mask stands for ``contexts[i]`` (by window, then in the order given;
+    one per key). Per window, ``masks`` maps each context term to the bits of the contexts
+    that name it, so the contexts holding near a span are the OR of its near terms' masks:
+    a few dict lookups where testing every context would cost one set operation each.
+    """
+
+    def __init__(self, contexts: Iterable[ContextTerms]) -> None:
+        by_within: dict[int | None, dict[str, ContextTerms]] = {}
+        for context in contexts:
+            by_within.setdefault(context.within, {}).setdefault(context.key, context)
+        self.contexts = tuple(c for found in by_within.values() for c in found.values())
+        self.bits = {c.key: 1 << i for i, c in enumerate(self.contexts)}
+        groups: list[tuple[int | None, dict[int, int]]] = []
+        for within, found in by_within.items():
+            masks: dict[int, int] = {}
+            for context in found.values():
+                for term_id in context.ids:
+                    masks[term_id] = masks.get(term_id, 0) | self.bits[context.key]
+            groups.append((within, masks))
+        self.groups = tuple(groups)
+        # A memo of a pure function of a mask (items near the same terms share it).
+        self._holding: dict[int, tuple[ContextTerms, ...]] = {}
+
+    def holding(self, mask: int) -> tuple[ContextTerms, ...]:
+        """The contexts of ``mask``, in bit order."""
+        found = self._holding.get(mask)
+        if found is None:
+            if len(self._holding) >= MEMO_SIZE:
+                self._holding.clear()
+            bits = reversed(bin(mask))  # lowest bit first
+            found = tuple(c for c, bit in zip(self.contexts, bits, strict=False) if bit == "1")
+            self._holding[mask] = found
+        return found
+
 
 # (gap, closest hit of the place's clause, gap, closest hit of its sentence); None: no hit
 Closest = tuple[int, Hit | None, int, Hit | None]
@@ -132,24 +194,21 @@ class Scan:
     gazetteer: Gazetteer | None = None
     now: datetime | None = None
     history: History | None = None
-    contexts: tuple[ContextGroup, ...] = ()
+    contexts: ContextIndex | None = None
     fired: dict[str, Match] = field(default_factory=dict)
-    _holding: dict[tuple[int, int, int], tuple[ContextTerms, ...]] = field(default_factory=dict)
-    _holding_keys: dict[tuple[int, int, int], frozenset[str]] = field(default_factory=dict)
-    _groups: list[ContextGroup] | None = None
-    _sorted_hits: dict[tuple[int, int], SortedHits] = field(default_factory=dict)
+    _holding: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    _breaks: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    _groups: list[_ContextGroup] | None = None
     _quantities: dict[tuple[int, int, int], Quantity | None] = field(default_factory=dict)
     _quotes: dict[Hit, tuple[int, int, str]] = field(default_factory=dict)
     _term_hits: dict[tuple[str, Hit], TermHit] = field(default_factory=dict)
     _snippets: dict[Hit, str] = field(default_factory=dict)
     _present: dict[int, set[int]] = field(default_factory=dict)
-    _by_sentence: dict[tuple[int, int], dict[int, list[Hit]]] = field(default_factory=dict)
-    _edges: dict[tuple[int, int], tuple[list[int], list[int]]] = field(default_factory=dict)
     _near: dict[tuple[int, int, int], tuple[tuple[str, Hit], ...]] = field(default_factory=dict)
     _place_lists: dict[frozenset[int], tuple[tuple[int, PlaceMention], ...]] = field(
         default_factory=dict
     )
-    _seen: dict[tuple[str, datetime, datetime, bool], bool] = field(default_factory=dict)
+    _seen: dict[tuple[str, timedelta, bool], bool] = field(default_factory=dict)
     _item_places: dict[frozenset[int], tuple[dict[str, Any], ...]] = field(default_factory=dict)
     _closest: dict[tuple[int, int, int], Closest | None] = field(default_factory=dict)
     _place_edges: dict[int, tuple[set[int], set[int]]] = field(default_factory=dict)
@@ -238,25 +297,71 @@ class Scan:
     def one_clause(self, index: int, start: int, end: int) -> bool:
         """Whether ``[start, end)`` of field ``index`` lies in one clause: no clause
         punctuation (list commas excepted) and no sentence end in it (see the module
-        docstring). Only the span is read, so short windows cost little."""
+        docstring). The field's marks and sentence ends are found once; a span costs bisects."""
+        starts, needs = self._clause_breaks(index)
+        i = bisect_left(starts, start)
+        if i < len(starts) and needs[i] < end:
+            return False
         ft = self.fields[index]
-        text = ft.norm.text
-        pos = start
-        while (m := _CLAUSE_MARKS.search(text, pos, end)) is not None:
-            if not (text[m.start()] == "," and self._list_comma(index, m.start())):
-                return False
-            pos = m.end()
         s, e = ft.norm.span(start, end)
-        return not sentence_ends_in(ft.norm.original, s, e)
+        return not ft.sentence_ends_in(s, e)
+
+    def clause_end(self, index: int, start: int) -> int:
+        """How far the clause of ``start`` reaches: ``one_clause(index, start, end)`` holds
+        for ``end`` up to it, and for no ``end`` past it but ``start`` itself (both
+        punctuation and sentence ends only accumulate as a span grows)."""
+        marks, needs = self._clause_breaks(index)
+        ft = self.fields[index]
+        norm = ft.norm
+        i = bisect_left(marks, start)
+        reach = needs[i] if i < len(marks) else len(norm.text)
+        if start < len(norm.text):
+            ends = ft.sentence_end_starts()
+            j = bisect_left(ends, start if norm.origin is None else norm.origin[start])
+            if j < len(ends):
+                reach = min(reach, norm.position(ends[j]))
+        return reach
+
+    def clause_start(self, index: int, end: int) -> int:
+        """Where the clause of ``end`` starts: ``one_clause(index, start, end)`` holds for
+        ``start`` down to it, and for no ``start`` before it but ``end`` itself."""
+        marks, needs = self._clause_breaks(index)
+        k = bisect_left(needs, end)  # the marks that end before ``end``
+        reach = marks[k - 1] + 1 if k else 0
+        if end > 0:
+            ft = self.fields[index]
+            origin = ft.norm.origin
+            ends = ft.sentence_end_starts()
+            j = bisect_left(ends, end if origin is None else origin[end - 1] + 1)
+            if j:
+                last = ends[j - 1]
+                reach = max(reach, last + 1 if origin is None else bisect_right(origin, last))
+        return reach
+
+    def _clause_breaks(self, index: int) -> tuple[list[int], list[int]]:
+        """Where the field's clause marks (list commas excepted) start, ascending, and the
+        last character each needs in a span to count there: itself, or for a dash the
+        space after it (``_CLAUSE_MARKS`` looks ahead for it, within the span only)."""
+        found = self._breaks.get(index)
+        if found is None:
+            text = self.fields[index].norm.text
+            place_ends = self._place_edges_of(index)[0]
+            starts: list[int] = []
+            needs: list[int] = []
+            for m in _CLAUSE_MARKS.finditer(text):
+                at = m.start()
+                mark = text[at]
+                if mark == "," and at in place_ends and self._list_comma(index, at):
+                    continue
+                starts.append(at)
+                needs.append(m.end() if mark == "-" else at)
+            found = self._breaks[index] = (starts, needs)
+        return found
 
     def _list_comma(self, index: int, at: int) -> bool:
         """Whether the comma at ``at`` lists places: a place before it, one after it
         (after "and"/"or" if there is one): ``Kharkiv, Sumy and Poltava``."""
-        edges = self._place_edges.get(index)
-        if edges is None:
-            places = self.places[index] if index < len(self.places) else ()
-            edges = self._place_edges[index] = ({m.end for m in places}, {m.start for m in places})
-        ends, starts = edges
+        ends, starts = self._place_edges_of(index)
         if at not in ends:
             return False
         text = self.fields[index].norm.text
@@ -269,41 +374,46 @@ class Scan:
                 break
         return after in starts
 
-    def contexts_near(self, index: int, start: int, end: int) -> tuple[ContextTerms, ...]:
-        """Those of ``contexts`` (the rule set's novelty contexts, grouped by window) that
-        hold near ``[start, end)`` of field ``index`` (cached): per window, the context
-        terms near the span are found once, and a context holds if one of its terms is."""
+    def holding(self, index: int, start: int, end: int) -> int:
+        """The contexts (bits of ``contexts``, the rule set's novelty contexts) that hold
+        near ``[start, end)`` of field ``index`` (cached): per window, the context terms
+        near the span are found once, and a context holds if one of its terms is."""
         memo = (index, start, end)
-        found = self._holding.get(memo)
-        if found is not None:
-            return found
+        mask = self._holding.get(memo)
+        if mask is not None:
+            return mask
+        mask = 0
+        for within, masks, present, by_field in self._context_groups():
+            hits_here = by_field.get(index)
+            if hits_here is None:
+                hits_here = by_field[index] = sorted_hits(self, present, index)
+            if hits_here[0]:
+                for term_id in self.terms_near(index, start, end, within, hits_here):
+                    mask |= masks[term_id]
+        self._holding[memo] = mask
+        return mask
+
+    def _context_groups(self) -> list[_ContextGroup]:
+        """The context windows whose terms occur in the item (cached), each with those
+        terms and, filled per field as asked, their sorted hits."""
         groups = self._groups
         if groups is None:
-            hits = self.hits.keys()
-            groups = self._groups = [
-                (within, contexts, ids & hits)
-                for within, contexts, ids in self.contexts
-                if not ids.isdisjoint(hits)
-            ]
-        holding: list[ContextTerms] = []
-        for number, (within, contexts, present) in enumerate(groups):
-            hits_here = self._sorted_hits.get((number, index))
-            if hits_here is None:
-                hits_here = self._sorted_hits[(number, index)] = sorted_hits(self, present, index)
-            near = self.terms_near(index, start, end, within, hits_here)
-            if near:
-                holding += [c for c in contexts if not c.ids.isdisjoint(near)]
-        found = self._holding[memo] = tuple(holding)
-        return found
+            groups = self._groups = []
+            if self.contexts is not None:
+                hits = self.hits.keys()
+                for within, masks in self.contexts.groups:
+                    present = masks.keys() & hits
+                    if present:
+                        groups.append((within, masks, present, {}))
+        return groups
 
-    def context_keys_near(self, index: int, start: int, end: int) -> frozenset[str]:
-        """The keys of :meth:`contexts_near` (cached)."""
-        memo = (index, start, end)
-        found = self._holding_keys.get(memo)
-        if found is None:
-            holding = self.contexts_near(index, start, end)
-            found = self._holding_keys[memo] = frozenset(c.key for c in holding)
-        return found
+    def _place_edges_of(self, index: int) -> tuple[set[int], set[int]]:
+        """Where the field's place mentions end, and where they start (cached)."""
+        edges = self._place_edges.get(index)
+        if edges is None:
+            places = self.places[index] if index < len(self.places) else ()
+            edges = self._place_edges[index] = ({m.end for m in places}, {m.start for m in places})
+        return edges
 
     def terms_near(
         self, index: int, start: int, end: int, within: int | None, hits: SortedHits
@@ -315,34 +425,48 @@ class Scan:
         starts, by_start, ends, by_end = hits
         ft = self.fields[index]
         found: set[int] = set()
-        if within is None:
-            sentence = ft.sentence_index(start)
-            for hit in by_start:
-                if (hit[1] >= end or hit[2] <= start) and ft.sentence_index(hit[1]) == sentence:
+        if within is None:  # the hits that start in the span's sentence
+            sentence_starts = ft.sentence_starts()
+            sentence = bisect_right(sentence_starts, start) - 1
+            first = 0 if sentence < 0 else bisect_left(starts, sentence_starts[sentence])
+            last = len(starts)
+            if sentence + 1 < len(sentence_starts):
+                last = bisect_left(starts, sentence_starts[sentence + 1], first)
+            for i in range(first, last):
+                hit = by_start[i]
+                if hit[1] >= end or hit[2] <= start:
                     found.add(hit[0])
             return found
-        for i in range(bisect_left(starts, end), len(starts)):  # hits after the span
-            hit = by_start[i]
-            if ft.words_between(end, hit[1]) > within or not self.one_clause(index, end, hit[1]):
-                break
-            found.add(hit[0])
-        for i in range(bisect_right(ends, start) - 1, -1, -1):  # hits before it
-            hit = by_end[i]
-            if ft.words_between(hit[2], start) > within or not self.one_clause(
-                index, hit[2], start
-            ):
-                break
-            found.add(hit[0])
+        # Out of the clause (see one_clause) or too far: this hit and all beyond it.
+        after = bisect_left(starts, end)
+        if after < len(starts):
+            reach = max(end, self.clause_end(index, end))
+            for i in range(after, len(starts)):  # hits after the span
+                hit = by_start[i]
+                if hit[1] > reach or ft.words_between(end, hit[1]) > within:
+                    break
+                found.add(hit[0])
+        before = bisect_right(ends, start)
+        if before:
+            reach = min(start, self.clause_start(index, start))
+            for i in range(before - 1, -1, -1):  # hits before it
+                hit = by_end[i]
+                if hit[2] < reach or ft.words_between(hit[2], start) > within:
+                    break
+                found.add(hit[0])
         return found
 
-    def seen(
-        self, history: History, key: str, since: datetime, until: datetime, *, in_context: bool
-    ) -> bool:
-        """``history.seen``, asked once per item (rules share the answer)."""
-        memo = (key, since, until, in_context)
+    def seen(self, key: str, window: timedelta, *, in_context: bool) -> bool:
+        """Whether the history has ``key`` within ``window`` before ``now`` (False without
+        a history or ``now``); asked once per item (rules share the answer)."""
+        memo = (key, window, in_context)
         found = self._seen.get(memo)
         if found is None:
-            found = self._seen[memo] = history.seen(key, since, until, in_context=in_context)
+            history, now = self.history, self.now
+            if history is None or now is None:
+                return False
+            found = history.seen(key, now - window, now, in_context=in_context)
+            self._seen[memo] = found
         return found
 
     def place_evidence(self, index: int, mention: PlaceMention) -> dict[str, Any]:
