@@ -201,3 +201,16 @@ def test_prune_deletes_old_mentions(tmp_path: Path) -> None:
         assert store.count("k", NOW - year, NOW) == 2
         store.prune_items(NOW - timedelta(days=30))
         assert store.count("k", NOW - year, NOW) == 1
+
+
+def test_earliest_follows_other_writers_and_pruning(tmp_path: Path) -> None:
+    """The oldest mention is kept by this connection; another process's older mention
+    and a prune are both seen."""
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path) as store, SQLiteStorage(path) as other:
+        store.claim([ClaimRequest(_item("a"), mentions=(m("k", NOW - H),))], NOW)
+        assert store.earliest() == NOW - H
+        other.claim([ClaimRequest(_item("b"), mentions=(m("k", NOW - 50 * H),))], NOW)
+        assert store.earliest() == NOW - 50 * H
+        store.prune_items(NOW - 30 * H)
+        assert store.earliest() == NOW - H

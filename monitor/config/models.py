@@ -319,7 +319,7 @@ class StorageConfig(Model):
     path: Path = Field(Path("data/monitor.db"), description="SQLite database file.")
     retention: Duration = Field(timedelta(days=30), description="Items older than this are pruned.")
     commit_delay: Duration = Field(
-        timedelta(milliseconds=200),
+        timedelta(seconds=1),
         description=(
             "Polls' writes are committed together this long after the first (0: each at "
             "once). A crash loses at most this much polling, which the next poll redoes."

@@ -200,6 +200,7 @@ class SQLiteStorage:
         self._group_open = False
         self._group_timer: threading.Timer | None = None
         self._groups_lost = 0
+        self._earliest: tuple[int, str | None] | None = None  # (data_version, oldest at)
         self._conn = self._connect(busy_timeout)
         try:
             self._prepare(busy_timeout)
@@ -420,6 +421,7 @@ class SQLiteStorage:
         stamp = codec.dt_to_text(now)
         claimed: list[str] = []
         enqueued = 0
+        oldest: list[str] = []
         with self._transaction("claim items", write=True, grouped=True) as conn:
             for request in requests:
                 if not _insert_item(conn, request.item, stamp):
@@ -428,11 +430,14 @@ class SQLiteStorage:
                 for entry in request.alerts:
                     enqueued += _enqueue(conn, request.item.id, entry, stamp)
                 if request.mentions:
-                    _record_mentions(conn, request)
+                    oldest.append(_record_mentions(conn, request))
                 _record_noise_control(conn, request, now)
             if feed_state is not None:
                 seen = feed_state.items_seen + len(claimed)
                 _save_feed(conn, replace(feed_state, items_seen=seen))
+            if oldest and self._earliest is not None:  # see earliest()
+                version, known = self._earliest
+                self._earliest = (version, min(oldest) if known is None else min(known, *oldest))
         return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
 
     def prune_items(
@@ -443,6 +448,7 @@ class SQLiteStorage:
         mention_cutoff = codec.dt_to_text(mentions_older_than or older_than)
         with self._transaction("prune items", write=True) as conn:
             conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
+            self._earliest = None
             conn.execute(
                 "DELETE FROM story_sources WHERE story_id IN"
                 " (SELECT story_id FROM stories WHERE created_at < ?)",
@@ -508,9 +514,14 @@ class SQLiteStorage:
         return int(row[0]) if row else 0
 
     def earliest(self) -> datetime | None:
+        # No index on ``at`` (see migration v5): the oldest mention is found by a scan,
+        # then kept up to date by this connection's claims, until another writes.
+        version = self.data_version()
         with self._lock, self._guard("read mention history"):
-            row = self._conn.execute("SELECT min(at) FROM mentions").fetchone()
-        return codec.opt_dt_from_text(row[0] if row is not None else None)
+            if self._earliest is None or self._earliest[0] != version:
+                row = self._conn.execute("SELECT min(at) FROM mentions").fetchone()
+                self._earliest = (version, row[0] if row is not None else None)
+            return codec.opt_dt_from_text(self._earliest[1])
 
     def _mention_query(
         self, query: str, key: str, since: datetime, until: datetime, *extra: str
@@ -788,16 +799,16 @@ def _record_noise_control(conn: sqlite3.Connection, request: ClaimRequest, now: 
         noise.queue_digest(conn, entry, now)
 
 
-def _record_mentions(conn: sqlite3.Connection, request: ClaimRequest) -> None:
-    """The item's mentions, its feed as their source (a key once per item)."""
+def _record_mentions(conn: sqlite3.Connection, request: ClaimRequest) -> str:
+    """The item's mentions, its feed as their source (a key once per item); returns the
+    time of the oldest (as stored text)."""
     item = request.item
-    conn.executemany(
-        _INSERT_MENTION,
-        [
-            (m.key, item.id, item.feed_id, codec.dt_to_text(m.at), int(m.in_context))
-            for m in request.mentions
-        ],
-    )
+    rows = [
+        (m.key, item.id, item.feed_id, codec.dt_to_text(m.at), int(m.in_context))
+        for m in request.mentions
+    ]
+    conn.executemany(_INSERT_MENTION, rows)
+    return min(row[3] for row in rows)
 
 
 def _expect_one(cursor: sqlite3.Cursor, delivery_id: int) -> None:
