@@ -106,6 +106,7 @@ _SAVE_FEED = (
     + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
 )
 log = structlog.get_logger("monitor")
+MentionRow = tuple[str, str, str, str, int]  # key, at, item id, source, in context
 _CACHE_KIB = 32 * 1024
 _WAL_PAGES = 10_000
 
@@ -123,7 +124,7 @@ _INSERT_DELIVERY = (
     " VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (alert_id, sink) DO NOTHING"
 )
 _INSERT_MENTION = (
-    "INSERT INTO mentions (key, item_id, source, at, in_context) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO mentions (key, at, item_id, source, in_context) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (key, at, item_id) DO UPDATE"
     " SET in_context = max(in_context, excluded.in_context)"
 )
@@ -421,7 +422,7 @@ class SQLiteStorage:
         stamp = codec.dt_to_text(now)
         claimed: list[str] = []
         enqueued = 0
-        oldest: list[str] = []
+        mentions: list[MentionRow] = []
         with self._transaction("claim items", write=True, grouped=True) as conn:
             for request in requests:
                 if not _insert_item(conn, request.item, stamp):
@@ -429,15 +430,18 @@ class SQLiteStorage:
                 claimed.append(request.item.id)
                 for entry in request.alerts:
                     enqueued += _enqueue(conn, request.item.id, entry, stamp)
-                if request.mentions:
-                    oldest.append(_record_mentions(conn, request))
+                mentions += _mention_rows(request)
                 _record_noise_control(conn, request, now)
+            if mentions:  # in the table's (key, at) order: rows in a row share pages
+                mentions.sort()
+                conn.executemany(_INSERT_MENTION, mentions)
             if feed_state is not None:
                 seen = feed_state.items_seen + len(claimed)
                 _save_feed(conn, replace(feed_state, items_seen=seen))
-            if oldest and self._earliest is not None:  # see earliest()
+            if mentions and self._earliest is not None:  # see earliest()
                 version, known = self._earliest
-                self._earliest = (version, min(oldest) if known is None else min(known, *oldest))
+                oldest = min(row[1] for row in mentions)
+                self._earliest = (version, oldest if known is None else min(known, oldest))
         return ClaimResult(claimed=tuple(claimed), alerts_enqueued=enqueued)
 
     def prune_items(
@@ -799,16 +803,20 @@ def _record_noise_control(conn: sqlite3.Connection, request: ClaimRequest, now: 
         noise.queue_digest(conn, entry, now)
 
 
-def _record_mentions(conn: sqlite3.Connection, request: ClaimRequest) -> str:
-    """The item's mentions, its feed as their source (a key once per item); returns the
-    time of the oldest (as stored text)."""
+def _mention_rows(request: ClaimRequest) -> list[MentionRow]:
+    """The item's mentions as rows, its feed as their source (a key once per item)."""
     item = request.item
-    rows = [
-        (m.key, item.id, item.feed_id, codec.dt_to_text(m.at), int(m.in_context))
+    times: dict[datetime, str] = {}  # an item's mentions mostly share one time
+    return [
+        (
+            m.key,
+            times.get(m.at) or times.setdefault(m.at, codec.dt_to_text(m.at)),
+            item.id,
+            item.feed_id,
+            int(m.in_context),
+        )
         for m in request.mentions
     ]
-    conn.executemany(_INSERT_MENTION, rows)
-    return min(row[3] for row in rows)
 
 
 def _expect_one(cursor: sqlite3.Cursor, delivery_id: int) -> None:
