@@ -81,7 +81,7 @@ class Poller:
         self.rng = rng or random.Random()
         self.metrics = metrics
         self._book: suppress.StoryBook | None = None  # see _story_book
-        self._book_version: int | None = None
+        self._book_version: tuple[int, int] | None = None
 
     def state_of(self, feed: FeedConfig) -> FeedState:
         state = self.storage.get_feed_state(feed.id)
@@ -164,9 +164,6 @@ class Poller:
             return outcome, new_state, False
         if parsed.warning:
             log.warning("feed_malformed", warning=parsed.warning)
-        requests, matched = self._claim_requests(
-            feed, parsed, first_poll=not state.ever_succeeded or state.items_seen == 0, now=now
-        )
         before_claim = decide.after_success(
             state,
             result,
@@ -175,14 +172,17 @@ class Poller:
             body_hash=body_hash,
             warning=parsed.warning,
         )
-        # The store saves the state with the items, counting the ones it claimed.
+        first_poll = not state.ever_succeeded or state.items_seen == 0
+        # Planning updates the kept story book and the claim writes the same plans, with
+        # no await between; if either fails, the book holds plans the store never wrote.
         try:
+            requests, matched = self._claim_requests(feed, parsed, first_poll=first_poll, now=now)
+            # The store saves the state with the items, counting the ones it claimed.
             claim = self.storage.claim(requests, now, feed_state=before_claim)
         except BaseException:
-            self._book = None  # it holds plans the store never wrote
+            self._book = None
             raise
-        if len(claim.claimed) != len(requests):
-            self._book = None  # an item claimed elsewhere meanwhile: its plan was not written
+        self._book_written(complete=len(claim.claimed) == len(requests))
         new_state = replace(before_claim, items_seen=before_claim.items_seen + len(claim.claimed))
         outcome = PollOutcome(
             feed.id,
@@ -245,10 +245,11 @@ class Poller:
 
         The book is kept between polls: it updates itself with every plan, and ``claim``
         writes the same plans with no ``await`` between, so it stays what the store holds.
-        It is read again when another process has written to the store (``data_version``)
-        or a claim did not write what was planned. Replicas sharing a database could
-        (rarely) start two stories for one cluster, costing one duplicate alert, never a
-        lost one.
+        It is read again when anything but this poller's own claims has written to the
+        store (``data_version``: another process, or the poller a reload replaced, whose
+        last polls may still be claiming), or a claim did not write what was planned.
+        Replicas sharing a database could (rarely) start two stories for one cluster,
+        costing one duplicate alert, never a lost one.
         """
         version = self.storage.data_version()
         book = self._book
@@ -263,6 +264,19 @@ class Poller:
         else:
             book.forget(now - book.policy.window)
         return book
+
+    def _book_written(self, *, complete: bool) -> None:
+        """After this poller's claim: the book holds what the store now holds, unless an
+        item was claimed elsewhere meanwhile (its plan was not written). Only the count of
+        this connection's claims is taken as seen: another process's write since the book
+        was checked must still make it read again."""
+        if self._book is None or self._book_version is None:
+            return
+        if not complete:
+            self._book = None
+            return
+        others, _ = self._book_version
+        self._book_version = (others, self.storage.data_version()[1])
 
     def _failed(
         self, feed: FeedConfig, state: FeedState, error: MonitorError, now: datetime

@@ -47,7 +47,7 @@ import hashlib
 import heapq
 import re
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -175,6 +175,10 @@ def most_similar(sig: str, stories: Iterable[Story], threshold: float) -> Story 
     return best
 
 
+def _index_tokens(story: Story) -> set[str]:
+    return {token for sig in matched_signatures(story) for token in sig.split()}
+
+
 def matched_signatures(story: Story) -> set[str]:
     """What a report is compared with: the story's signature and its latest reports'.
 
@@ -273,7 +277,7 @@ class StoryBook:
     ) -> None:
         self.policy = policy
         self.stories: dict[str, Story] = {}
-        self._index: dict[str, set[str]] = defaultdict(set)  # token -> ids of stories using it
+        self._index: dict[str, set[str]] = {}  # token -> ids of stories matched on it
         for story in stories:
             self._keep(story)
         self.cooldowns = {(c.rule_id, c.key): c for c in cooldowns}
@@ -283,15 +287,26 @@ class StoryBook:
         (a book kept between polls would otherwise grow for ever)."""
         for story in [s for s in self.stories.values() if s.created_at <= before]:
             del self.stories[story.story_id]
-            for sig in {story.signature, *(s.signature for s in story.sources)}:
-                for token in sig.split():
-                    self._index[token].discard(story.story_id)
+            self._unindex(story.story_id, _index_tokens(story))
 
     def _keep(self, story: Story) -> None:
+        """Keep ``story``, indexed by the tokens it is matched on now (a kept book and one
+        read afresh must pick the same candidates)."""
+        tokens = _index_tokens(story)
+        old = self.stories.get(story.story_id)
+        if old is not None:
+            self._unindex(story.story_id, _index_tokens(old) - tokens)
         self.stories[story.story_id] = story
-        for sig in matched_signatures(story):
-            for token in sig.split():
-                self._index[token].add(story.story_id)
+        for token in tokens:
+            self._index.setdefault(token, set()).add(story.story_id)
+
+    def _unindex(self, story_id: str, tokens: set[str]) -> None:
+        for token in tokens:
+            ids = self._index.get(token)
+            if ids is not None:
+                ids.discard(story_id)
+                if not ids:
+                    del self._index[token]
 
     def candidates(self, sig: str, since: datetime) -> list[Story]:
         """The open stories sharing the most tokens with ``sig`` (at least MIN_SHARED),

@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 
 from monitor.deliver import Deliverer
+from monitor.pipeline import Poller
+from monitor.rules.compile import compile_rules
+from monitor.rules.engine import Assessment, RuleSet
 from monitor.sinks.email import EmailSink, message_id
 from monitor.sinks.render import alert_to_dict, sources
+from monitor.types import Item
 from tests import feedserver as fs
 from tests.fakes import FakeSink
-from tests.test_pipeline import Harness, entry
+from tests.test_pipeline import NOW, Harness, entry
 
 STORY = [
     "Russia launches record 479 drones at Ukraine overnight",
@@ -219,3 +223,51 @@ async def test_a_later_source_threads_an_email_update(
         assert "Feed 0" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     finally:
         await h.close()
+
+
+async def test_after_a_reload_each_poller_sees_the_others_stories(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """A reload replaces the poller while the old one's last polls may still claim, on the
+    same connection: neither keeps a book that misses the other's stories or overwrites
+    their sources."""
+    h = await harness(tmp_path, feed_server)
+    try:
+        old = h.poller
+        new = Poller(h.config, h.store, h.reader, compile_rules(h.config.rules), h.clock)
+        h.poller = new
+        assert await poll_story(h, [UNRELATED], first=9) == [1]  # the new book is kept
+        h.poller = old
+        assert await poll_story(h, STORY[:1]) == [1]  # the old poller's last poll: story S
+        h.poller = new
+        assert await poll_story(h, STORY[1:2], first=1) == [0]  # joins S
+        h.poller = old
+        assert await poll_story(h, STORY[2:3], first=2) == [0]
+        [story] = [s for s in h.store.open_stories(NOW - timedelta(days=1)) if len(s.sources) > 1]
+        assert story.feeds == ("f0", "f1", "f2")
+    finally:
+        await h.close()
+
+
+class _FailsOn:
+    """Rules that raise on one title, as a rule bug would."""
+
+    def __init__(self, rules: RuleSet, title: str) -> None:
+        self.rules, self.title, self.armed = rules, title, True
+
+    def assess(self, item: Item, **kw: Any) -> Assessment:
+        if self.armed and item.title == self.title:
+            raise RuntimeError("a rule bug")
+        return self.rules.assess(item, **kw)
+
+
+async def test_a_poll_that_fails_while_planning_loses_no_alert(h: Harness) -> None:
+    """Plans of a poll that failed half-way were never written: the next poll plans again."""
+    rules = _FailsOn(compile_rules(h.config.rules), "Weather report")
+    h.poller.rules = rules
+    assert await poll_story(h, [UNRELATED], first=9) == [1]  # the book is kept
+    items = [entry(0, title=STORY[0]), entry(1, title="Weather report")]
+    h.server.add_feed("/f0", fs.rss(items))
+    assert (await h.poller.poll(h.feed("/f0"))).status == "error"
+    rules.armed = False
+    assert (await h.poller.poll(h.feed("/f0"))).alerted == 1

@@ -188,6 +188,17 @@ def test_a_kept_book_forgets_closed_stories() -> None:
     assert b.candidates(suppress.signature(STORY[1]), NOW) == []
 
 
+def test_a_kept_book_indexes_as_a_book_read_afresh() -> None:
+    """A story's older reports leave the index as newer ones join, as in a book read from
+    the store, so a kept book and a fresh one pick the same candidates."""
+    b = book()
+    for n in range(suppress.MATCHED_REPORTS + 8):
+        title = f"{STORY[n % len(STORY)]} update{n}"
+        b.plan(item(n, title), [match()], feed_tags=(), feed_title="", now=NOW)
+    fresh = suppress.StoryBook(b.policy, b.stories.values())
+    assert b._index == fresh._index
+
+
 def test_several_rules_on_one_item_give_one_alert_listing_them() -> None:
     """Three rules firing on one report give one alert: the highest-severity rule, all three."""
     b = book()

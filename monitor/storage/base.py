@@ -114,9 +114,10 @@ class Storage(History, Protocol):
         ...
 
     # noise control: stories, cooldowns, digests, source health
-    def data_version(self) -> int:
-        """A number that changes when another connection (another process) has written
-        to the store since it was last asked; this connection's own writes leave it."""
+    def data_version(self) -> tuple[int, int]:
+        """(changes by others, claims by this connection): the first changes when another
+        connection (another process) has written to the store, or writes of this one were
+        lost; the second counts this connection's claims (what a kept story book follows)."""
         ...
 
     def open_stories(self, since: datetime) -> list[Story]:

@@ -37,6 +37,7 @@ _INSERT_SOURCE = (
     "INSERT OR REPLACE INTO story_sources (story_id, seq, item_id, feed_id, feed_title, title,"
     " url, at, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_COUNT_SOURCES = "SELECT coalesce(max(seq) + 1, 0) FROM story_sources WHERE story_id = ?"
 _SELECT_SOURCES = (
     "SELECT story_sources.* FROM story_sources JOIN stories USING (story_id)"
     " WHERE stories.created_at > ? ORDER BY story_id, seq"
@@ -92,8 +93,10 @@ def save_story(
     if conn.execute(_INSERT_STORY, (*head, *fields)).rowcount == 0:  # stored already
         conn.execute(_UPDATE_STORY, (*fields, story.story_id))
         if added is not None:
-            first = len(story.sources) - len(added)
-            _write_sources(conn, story.story_id, enumerate(added, start=first))
+            # After the stored ones, wherever the in-memory story thinks they go: a source
+            # another writer appended meanwhile is never overwritten.
+            (count,) = conn.execute(_COUNT_SOURCES, (story.story_id,)).fetchone()
+            _write_sources(conn, story.story_id, enumerate(added, start=count))
             return
         conn.execute("DELETE FROM story_sources WHERE story_id = ?", (story.story_id,))
     _write_sources(conn, story.story_id, enumerate(story.sources))

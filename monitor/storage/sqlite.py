@@ -201,6 +201,7 @@ class SQLiteStorage:
         self._group_open = False
         self._group_timer: threading.Timer | None = None
         self._groups_lost = 0
+        self._claims = 0  # claims by this connection (see data_version)
         self._earliest: tuple[int, str | None] | None = None  # (data_version, oldest at)
         self._conn = self._connect(busy_timeout)
         try:
@@ -423,6 +424,7 @@ class SQLiteStorage:
         claimed: list[str] = []
         enqueued = 0
         mentions: list[MentionRow] = []
+        self._claims += 1  # even a failed claim: a kept story book must be read again
         with self._transaction("claim items", write=True, grouped=True) as conn:
             for request in requests:
                 if not _insert_item(conn, request.item, stamp):
@@ -520,7 +522,7 @@ class SQLiteStorage:
     def earliest(self) -> datetime | None:
         # No index on ``at`` (see migration v5): the oldest mention is found by a scan,
         # then kept up to date by this connection's claims, until another writes.
-        version = self.data_version()
+        version, _ = self.data_version()  # this connection's claims update the cache
         with self._lock, self._guard("read mention history"):
             if self._earliest is None or self._earliest[0] != version:
                 row = self._conn.execute("SELECT min(at) FROM mentions").fetchone()
@@ -640,11 +642,11 @@ class SQLiteStorage:
 
     # -- noise control (monitor.suppress decides; see storage/noise.py) -------
 
-    def data_version(self) -> int:
+    def data_version(self) -> tuple[int, int]:
         with self._lock, self._guard("read data version"):
             (version,) = self._conn.execute("PRAGMA data_version").fetchone()
             # A lost group is a change too: what this connection wrote is gone.
-            return int(version) + (self._groups_lost << 32)
+            return int(version) + (self._groups_lost << 32), self._claims
 
     def open_stories(self, since: datetime) -> list[Story]:
         with self._transaction("read stories", write=False) as conn:
