@@ -689,7 +689,7 @@ def test_grouped_writes_are_seen_here_at_once_and_elsewhere_when_committed(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "m.db"
-    with SQLiteStorage(path, commit_delay=0.3) as store:
+    with SQLiteStorage(path, commit_delay=0.3, commit_quiet=0.3) as store:
         store.claim([make_request(make_item("i1"))], T0)
         store.save_feed_state(FeedState("feed-a", "https://a.example/rss"))
         assert store.unseen([make_item("i1"), make_item("i2")]) == [make_item("i2")]
@@ -703,7 +703,7 @@ def test_grouped_writes_are_seen_here_at_once_and_elsewhere_when_committed(
 
 def test_a_failed_grouped_write_undoes_only_itself(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    with SQLiteStorage(path, commit_delay=60) as store:
+    with SQLiteStorage(path, commit_delay=60, commit_quiet=60) as store:
         store.claim([make_request(make_item("i1"))], T0)
         bad = dataclasses.replace(make_item("i2"), title=None)  # type: ignore[arg-type]
         with pytest.raises(sqlite3.IntegrityError):
@@ -714,7 +714,7 @@ def test_a_failed_grouped_write_undoes_only_itself(tmp_path: Path) -> None:
 def test_the_outbox_is_read_committed(tmp_path: Path) -> None:
     """Deliveries are read only once their alerts are durable: reading them commits."""
     path = tmp_path / "m.db"
-    with SQLiteStorage(path, commit_delay=60) as store:
+    with SQLiteStorage(path, commit_delay=60, commit_quiet=60) as store:
         store.claim([make_request(make_item("i1"), "r1")], T0)
         assert _committed_items(path) == []
         assert len(store.due_deliveries(T0)) == len(SINKS)
@@ -723,9 +723,38 @@ def test_the_outbox_is_read_committed(tmp_path: Path) -> None:
 
 def test_another_write_commits_the_group_first(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    with SQLiteStorage(path, commit_delay=60) as store:
+    with SQLiteStorage(path, commit_delay=60, commit_quiet=60) as store:
         store.claim([make_request(make_item("i1"), "r1")], T0)
         [delivery, *_] = store.due_deliveries(T0)
         store.claim([make_request(make_item("i2"))], T0)
         store.mark_delivered(delivery.delivery_id, T0)
         assert _committed_items(path) == ["i1", "i2"]
+
+
+def test_a_pause_in_writes_commits_the_group_early(tmp_path: Path) -> None:
+    """The group holds the write lock other processes wait for only while polls write."""
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=60, commit_quiet=0.05) as store:
+        store.claim([make_request(make_item("i1"))], T0)
+        deadline = time.monotonic() + 10
+        while not _committed_items(path):
+            assert time.monotonic() < deadline, "not committed after a pause"
+            time.sleep(0.02)
+
+
+def test_a_group_sqlite_rolled_back_is_reported_lost(tmp_path: Path) -> None:
+    """On a full disk SQLite rolls the whole group back: the write fails as a storage
+    error, the loss changes data_version, and later writes start a new group."""
+    path = tmp_path / "m.db"
+    with SQLiteStorage(path, commit_delay=60, commit_quiet=60) as store:
+        store.claim([make_request(make_item("i1"))], T0)
+        version = store.data_version()
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now full
+        big = dataclasses.replace(make_item("i2"), summary="x" * 200_000)
+        with pytest.raises(StorageError, match="full"):
+            store.claim([make_request(big)], T0)
+        assert store.data_version()[0] != version[0]
+        store._conn.execute("PRAGMA max_page_count = 1000000")
+        store.claim([make_request(make_item("i3"))], T0)
+    assert _committed_items(path) == ["i3"]  # i1 went with the lost group; its poll is redone

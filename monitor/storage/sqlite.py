@@ -107,6 +107,7 @@ _SAVE_FEED = (
 )
 log = structlog.get_logger("monitor")
 MentionRow = tuple[str, str, str, str, int]  # key, at, item id, source, in context
+_GROUP_QUIET = 0.05  # seconds
 _CACHE_KIB = 32 * 1024
 _WAL_PAGES = 10_000
 
@@ -174,16 +175,17 @@ class SQLiteStorage:
     be current (nothing is migrated).
 
     ``commit_delay`` > 0 groups the polls' writes (``claim``, ``save_feed_state``):
-    each runs in a savepoint of one open transaction, committed ``commit_delay``
-    seconds after its first write, or before any other write, an outbox read
-    (``due_deliveries``) or ``close``. A thousand feeds' claims touch the same
-    index pages over and over; committed one by one, each commit writes them all
-    to the WAL again. Reads on this connection see the open transaction's writes,
-    so rules and stories see every claim at once; other processes and the outbox
-    see them when they commit. A crash loses at most the last ``commit_delay`` of
-    claims *and* the feed states saved with them, so those feeds are fetched and
-    claimed again: nothing is lost and nothing is sent twice. A failed group commit
-    changes :meth:`data_version`, so a story book kept in memory is read again.
+    each runs in a savepoint of one open transaction, committed when writes pause for
+    50 ms, ``commit_delay`` seconds after its first write at the latest, or before any
+    other write, an outbox read (``due_deliveries``) or ``close``. A thousand feeds'
+    claims touch the same index pages over and over; committed one by one, each
+    commit writes them all to the WAL again. Reads on this connection see the open
+    transaction's writes, so rules and stories see every claim at once; other
+    processes and the outbox see them when they commit. A crash loses at most the
+    last ``commit_delay`` of claims *and* the feed states saved with them, so those
+    feeds are fetched and claimed again: nothing is lost and nothing is sent twice. A
+    lost group (a failed commit, or SQLite rolling it back on a full disk) changes
+    :meth:`data_version`, so a story book kept in memory is read again.
     """
 
     def __init__(
@@ -193,6 +195,7 @@ class SQLiteStorage:
         busy_timeout: float = 5.0,
         read_only: bool = False,
         commit_delay: float = 0.0,
+        commit_quiet: float | None = None,
     ) -> None:
         self.database = str(path)
         self.read_only = read_only
@@ -200,6 +203,11 @@ class SQLiteStorage:
         self._commit_delay = commit_delay
         self._group_open = False
         self._group_timer: threading.Timer | None = None
+        self._group_started = self._group_last = 0.0  # time.monotonic()
+        # A pause in writes this long commits the group early (see _group_timer_fired).
+        self._group_quiet = min(
+            commit_delay, _GROUP_QUIET if commit_quiet is None else commit_quiet
+        )
         self._groups_lost = 0
         self._claims = 0  # claims by this connection (see data_version)
         self._earliest: tuple[int, str | None] | None = None  # (data_version, oldest at)
@@ -316,20 +324,44 @@ class SQLiteStorage:
     @contextmanager
     def _in_group(self, conn: sqlite3.Connection) -> Iterator[None]:
         """One grouped write: a savepoint of the group transaction, opened if need be."""
+        now = time.monotonic()
         if not self._group_open:
             conn.execute("BEGIN IMMEDIATE")
             self._group_open = True
-            self._group_timer = threading.Timer(self._commit_delay, self.flush)
-            self._group_timer.daemon = True
-            self._group_timer.start()
+            self._group_started = now
+            self._schedule_group_commit(self._group_quiet)
+        self._group_last = now
         conn.execute("SAVEPOINT grouped")
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK TO grouped")  # this write only; the group goes on
-            conn.execute("RELEASE grouped")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO grouped")  # this write only; the group goes on
+                conn.execute("RELEASE grouped")
+            else:  # SQLite rolled the whole group back itself (disk full, I/O error)
+                self._group_lost("rolled back by SQLite")
             raise
         conn.execute("RELEASE grouped")
+
+    def _schedule_group_commit(self, delay: float) -> None:
+        self._group_timer = threading.Timer(delay, self._group_timer_fired)
+        self._group_timer.daemon = True
+        self._group_timer.start()
+
+    def _group_timer_fired(self) -> None:
+        """Commit once writes pause for ``_group_quiet`` or the group is ``commit_delay``
+        old, whichever comes first: a group holds the write lock, which other processes
+        (``monitor alerts retry``, a replica) wait for, only while polls keep writing."""
+        with self._lock:
+            if not self._group_open:
+                return
+            now = time.monotonic()
+            quiet_at = self._group_last + self._group_quiet
+            due_at = self._group_started + self._commit_delay
+            if now < quiet_at and now < due_at:
+                self._schedule_group_commit(min(quiet_at, due_at) - now)
+                return
+            self._commit_group()
 
     def flush(self) -> None:
         """Commit the grouped writes now (see the class docstring)."""
@@ -347,8 +379,17 @@ class SQLiteStorage:
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback()
-            self._groups_lost += 1
-            log.error("storage_group_lost", database=self.database, error=str(e))
+            self._group_lost(str(e))
+
+    def _group_lost(self, why: str) -> None:
+        """The group's writes are gone: the polls that made them are redone (their feed
+        states went with them); data_version changes, so kept state is read again."""
+        self._group_open = False
+        if self._group_timer is not None:
+            self._group_timer.cancel()
+            self._group_timer = None
+        self._groups_lost += 1
+        log.error("storage_group_lost", database=self.database, error=why)
 
     def _rollback(self) -> None:
         if not self._conn.in_transaction:
