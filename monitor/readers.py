@@ -46,10 +46,14 @@ from monitor.types import FetchResult
 
 log = structlog.get_logger("monitor")
 
-_HEADER = struct.Struct("!I")
+_HEADER = struct.Struct("!QI")  # call id, size of the pickle that follows
+# Far above any reply (a body is capped by http.max_bytes, 10 MiB by default): a bigger
+# size means the stream is out of step.
+MAX_FRAME = 1 << 30
 # Below this many feeds, ``workers: auto`` reads in this process: starting a worker
 # costs about as much CPU as reading a hundred feeds.
 AUTO_MIN_FEEDS = 200
+REPLY_MARGIN = 30.0  # seconds past http.timeout.total before a worker's answer is given up
 AUTO_MAX_WORKERS = 4
 
 
@@ -152,7 +156,8 @@ class ProcessReader:
         setup = pickle.dumps(
             (http.model_copy(update={"global_limit": share}), log_format, log_level)
         )
-        self._workers = [_Worker(n, setup) for n in range(workers)]
+        reply_timeout = http.timeout.total.total_seconds() + REPLY_MARGIN
+        self._workers = [_Worker(n, setup, reply_timeout) for n in range(workers)]
 
     async def read(self, request: ReadRequest) -> Read:
         host = urlsplit(request.url).hostname or ""
@@ -167,30 +172,42 @@ class ProcessReader:
 class _Worker:
     """One worker process: requests out on its stdin, replies in from its stdout."""
 
-    def __init__(self, number: int, setup: bytes) -> None:
+    def __init__(self, number: int, setup: bytes, reply_timeout: float) -> None:
         self.number = number
         self._setup = setup
+        self._reply_timeout = reply_timeout
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Lock | None = None
         self._replies: asyncio.Task[None] | None = None
-        self._pending: dict[int, tuple[asyncio.Future[Read], str]] = {}
-        self._ids = count()
+        # call id -> (its future, the feed URL, the process asked): a process that dies
+        # fails its own calls only, never those of the one that replaced it.
+        self._pending: dict[int, tuple[asyncio.Future[Read], str, object]] = {}
+        self._ids = count(1)  # 0 is the setup frame
 
     async def call(self, request: ReadRequest) -> Read:
         process = await self._running()
         assert process.stdin is not None
         call_id = next(self._ids)
         future: asyncio.Future[Read] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = (future, request.url)
+        self._pending[call_id] = (future, request.url, process)
         try:
-            process.stdin.write(_frame((call_id, request)))
+            process.stdin.write(_frame(call_id, request))
             await process.stdin.drain()
         except (ConnectionError, RuntimeError):
             pass  # the process died: the reply reader fails this call with the rest
         if self._replies is not None and self._replies.done():  # it died before we asked
-            self._fail_pending(process.returncode)
+            self._fail_pending(process, f"exited (code {process.returncode})")
         try:
-            return await future
+            # A worker that never answers (stuck, or its replies unreadable) must not stop
+            # this feed's polling for good: past the fetch's own deadline, give up.
+            return await asyncio.wait_for(future, self._reply_timeout)
+        except TimeoutError:
+            raise FetchError(
+                request.url,
+                f"no answer from the feed reader process in {self._reply_timeout:g} s; "
+                "the feed is read again on its next poll",
+                transient=True,
+            ) from None
         finally:
             self._pending.pop(call_id, None)
 
@@ -206,30 +223,43 @@ class _Worker:
 
     async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
+        why = "exited"
         try:
             while True:
-                call_id, outcome = await read_frame(process.stdout)
+                call_id, payload = await _read_raw_frame(process.stdout)
                 waiting = self._pending.get(call_id)
                 if waiting is None or waiting[0].done():
                     continue
+                try:
+                    outcome = pickle.loads(payload)  # noqa: S301 (our own child)
+                except Exception as e:  # this reply only: the stream is still in step
+                    outcome = FetchError(
+                        waiting[1],
+                        f"the feed reader's answer could not be read: {e}",
+                        transient=True,
+                    )
                 if isinstance(outcome, BaseException):
                     waiting[0].set_exception(outcome)
                 else:
                     waiting[0].set_result(outcome)
-        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, EOFError):
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except _FrameError as e:  # out of step: nothing more it says can be trusted
+            why = f"broke the protocol ({e})"
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
         code = await process.wait()
-        if self._pending:
-            log.error("read_worker_died", worker=self.number, exit_code=code)
-        self._fail_pending(code)
+        if any(p is process for _, _, p in self._pending.values()):
+            log.error("read_worker_died", worker=self.number, exit_code=code, reason=why)
+        self._fail_pending(process, f"{why} (code {code})")
 
-    def _fail_pending(self, code: int | None) -> None:
-        for future, url in list(self._pending.values()):
-            if not future.done():
+    def _fail_pending(self, process: object, why: str) -> None:
+        for future, url, asked in list(self._pending.values()):
+            if asked is process and not future.done():
                 future.set_exception(
                     FetchError(
                         url,
-                        f"the feed reader process exited (code {code}) while reading; "
+                        f"the feed reader process {why} while reading; "
                         "the feed is read again on its next poll",
                         transient=True,
                     )
@@ -247,7 +277,12 @@ class _Worker:
             process.kill()
             await process.wait()
         if self._replies is not None:
-            await self._replies
+            with contextlib.suppress(Exception):
+                await self._replies
+
+
+class _FrameError(Exception):
+    """A frame that cannot be one of ours: the stream is out of step."""
 
 
 async def _spawn(setup: bytes) -> asyncio.subprocess.Process:
@@ -259,21 +294,31 @@ async def _spawn(setup: bytes) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         limit=1 << 20,  # buffer size: a reply holds a whole parsed feed
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Its own session: Ctrl-C or a service manager's SIGTERM goes to the daemon, which
+        # drains its polls; the worker ends when its input does.
+        start_new_session=True,
     )
     assert process.stdin is not None
-    process.stdin.write(_HEADER.pack(len(setup)) + setup)
+    process.stdin.write(_HEADER.pack(0, len(setup)) + setup)
     return process
 
 
-def _frame(message: object) -> bytes:
+def _frame(call_id: int, message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(data)) + data
+    return _HEADER.pack(call_id, len(data)) + data
 
 
-async def read_frame(stream: asyncio.StreamReader) -> Any:
-    """One length-prefixed pickle from ``stream``."""
-    (size,) = _HEADER.unpack(await stream.readexactly(_HEADER.size))
-    return pickle.loads(await stream.readexactly(size))  # noqa: S301 (our own child or parent)
+async def _read_raw_frame(stream: asyncio.StreamReader) -> tuple[int, bytes]:
+    call_id, size = _HEADER.unpack(await stream.readexactly(_HEADER.size))
+    if size > MAX_FRAME:
+        raise _FrameError(f"a frame of {size} bytes")
+    return call_id, await stream.readexactly(size)
+
+
+async def read_frame(stream: asyncio.StreamReader) -> tuple[int, Any]:
+    """One frame from ``stream``: its call id and its unpickled message."""
+    call_id, payload = await _read_raw_frame(stream)
+    return call_id, pickle.loads(payload)  # noqa: S301 (our own child or parent)
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -304,8 +349,15 @@ async def serve(
             try:
                 outcome = await read_feed(fetcher, request)
             except Exception as e:  # every error goes back to the poller, which logs it
-                outcome = e if _picklable(e) else RuntimeError(f"{type(e).__name__}: {e}")
-        write(_frame((call_id, outcome)))
+                outcome = e
+        try:
+            frame = _frame(call_id, outcome)
+            pickle.loads(frame[_HEADER.size :])  # noqa: S301 (our own) -- the poller must read it
+        except Exception as e:  # an object that does not survive the trip: say so instead
+            frame = _frame(
+                call_id, RuntimeError(f"{type(outcome).__name__} could not be sent: {e}")
+            )
+        write(frame)
 
     with contextlib.suppress(asyncio.IncompleteReadError):
         while True:
@@ -316,11 +368,3 @@ async def serve(
     if tasks:
         await asyncio.gather(*tasks)
     await fetcher.aclose()
-
-
-def _picklable(error: Exception) -> bool:
-    try:
-        pickle.dumps(error)
-    except Exception:
-        return False
-    return True

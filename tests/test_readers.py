@@ -13,7 +13,7 @@ import os
 import pickle
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import readers
 from monitor.clock import FixedClock
 from monitor.config.models import HttpConfig
 from monitor.exceptions import FetchError, ParseError
@@ -198,3 +199,86 @@ def test_once_and_run_with_workers_alert_and_leave_no_process_behind(
 def _children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in found]
+
+
+# A worker misbehaving as a library might, injected through sitecustomize.
+_SITECUSTOMIZE = """
+import os
+mode = os.environ.get("MM_TEST_WORKER_FAULT")
+if mode:
+    import asyncio
+    import monitor.readers as readers
+
+    class OddError(Exception):
+        def __init__(self, message, *, detail):
+            super().__init__(message)
+            self.detail = detail
+
+    real = readers.read_feed
+
+    async def faulty(fetcher, request):
+        if mode == "print":
+            print("a library talking on stdout")
+            return await real(fetcher, request)
+        if mode == "odd":
+            raise OddError("odd", detail=1)
+        await asyncio.sleep(3600)  # hang
+
+    readers.read_feed = faulty
+"""
+
+
+@pytest.fixture
+def faulty_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+
+    def fault(mode: str) -> None:
+        monkeypatch.setenv("MM_TEST_WORKER_FAULT", mode)
+
+    return fault
+
+
+async def test_a_worker_printing_on_stdout_still_answers(
+    feed_server: fs.FeedServer, faulty_worker: Callable[[str], None]
+) -> None:
+    faulty_worker("print")
+    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
+    try:
+        feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
+        for _ in range(2):
+            read = await reader.read(request(feed_server.url("/rss")))
+            assert read.parsed is not None and len(read.parsed.items) == 1
+    finally:
+        await reader.aclose()
+
+
+async def test_an_error_that_cannot_travel_is_sent_as_its_description(
+    feed_server: fs.FeedServer, faulty_worker: Callable[[str], None]
+) -> None:
+    faulty_worker("odd")
+    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
+    try:
+        with pytest.raises(RuntimeError, match="OddError could not be sent"):
+            await reader.read(request(feed_server.url("/rss")))
+    finally:
+        await reader.aclose()
+
+
+async def test_a_worker_that_never_answers_fails_the_read_in_time(
+    feed_server: fs.FeedServer,
+    faulty_worker: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    faulty_worker("hang")
+    monkeypatch.setattr(readers, "REPLY_MARGIN", 0.5)
+    http = HttpConfig.model_validate({"timeout": {"connect": 1, "read": 1, "total": 1}})
+    reader = ProcessReader(http, 1, log_format="json", log_level="info")
+    try:
+        with pytest.raises(FetchError, match="no answer from the feed reader") as failed:
+            await reader.read(request(feed_server.url("/rss")))
+        assert failed.value.transient
+    finally:
+        await reader.aclose()
