@@ -29,6 +29,7 @@ import pickle
 import struct
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ MAX_FRAME = 1 << 30
 # Below this many feeds, ``workers: auto`` reads in this process: starting a worker
 # costs about as much CPU as reading a hundred feeds.
 AUTO_MIN_FEEDS = 200
-REPLY_MARGIN = 30.0  # seconds past http.timeout.total before a worker's answer is given up
+REPLY_MARGIN = 30.0  # seconds past the longest a read may take before it is given up
 AUTO_MAX_WORKERS = 4
 
 
@@ -156,26 +157,40 @@ class ProcessReader:
         setup = pickle.dumps(
             (http.model_copy(update={"global_limit": share}), log_format, log_level)
         )
-        reply_timeout = http.timeout.total.total_seconds() + REPLY_MARGIN
-        self._workers = [_Worker(n, setup, reply_timeout) for n in range(workers)]
+        limits = _Limits(http.timeout.total.total_seconds(), http.per_host_limit, share)
+        self._workers = [_Worker(n, setup, limits) for n in range(workers)]
 
     async def read(self, request: ReadRequest) -> Read:
         host = urlsplit(request.url).hostname or ""
         # crc32, not hash(): the same host must map to the same worker in every run.
         worker = self._workers[zlib.crc32(host.encode()) % len(self._workers)]
-        return await worker.call(request)
+        return await worker.call(request, host)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(w.stop() for w in self._workers))
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    total: float  # http.timeout.total, seconds
+    per_host: int
+    in_all: int  # this worker's share of http.global_limit
+
+    def reply_timeout(self, queued_for_host: int, queued: int) -> float:
+        """How long an answer may take at most: the reads queued before it may each take
+        ``total``, so many rounds of them at a time as the limits allow."""
+        rounds = 1 + max(queued_for_host // self.per_host, queued // self.in_all)
+        return rounds * self.total + REPLY_MARGIN
+
+
 class _Worker:
     """One worker process: requests out on its stdin, replies in from its stdout."""
 
-    def __init__(self, number: int, setup: bytes, reply_timeout: float) -> None:
+    def __init__(self, number: int, setup: bytes, limits: _Limits) -> None:
         self.number = number
         self._setup = setup
-        self._reply_timeout = reply_timeout
+        self._limits = limits
+        self._queued: Counter[str] = Counter()  # reads in flight per host
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Lock | None = None
         self._replies: asyncio.Task[None] | None = None
@@ -184,7 +199,17 @@ class _Worker:
         self._pending: dict[int, tuple[asyncio.Future[Read], str, object]] = {}
         self._ids = count(1)  # 0 is the setup frame
 
-    async def call(self, request: ReadRequest) -> Read:
+    async def call(self, request: ReadRequest, host: str) -> Read:
+        timeout = self._limits.reply_timeout(self._queued[host], len(self._pending))
+        self._queued[host] += 1
+        try:
+            return await self._call(request, timeout)
+        finally:
+            self._queued[host] -= 1
+            if not self._queued[host]:
+                del self._queued[host]
+
+    async def _call(self, request: ReadRequest, timeout: float) -> Read:
         process = await self._running()
         assert process.stdin is not None
         call_id = next(self._ids)
@@ -198,13 +223,13 @@ class _Worker:
         if self._replies is not None and self._replies.done():  # it died before we asked
             self._fail_pending(process, f"exited (code {process.returncode})")
         try:
-            # A worker that never answers (stuck, or its replies unreadable) must not stop
-            # this feed's polling for good: past the fetch's own deadline, give up.
-            return await asyncio.wait_for(future, self._reply_timeout)
+            # A worker that never answers (stuck) must not stop this feed's polling for
+            # good: past the longest its queue and the fetch could take, give up.
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise FetchError(
                 request.url,
-                f"no answer from the feed reader process in {self._reply_timeout:g} s; "
+                f"no answer from the feed reader process in {timeout:g} s; "
                 "the feed is read again on its next poll",
                 transient=True,
             ) from None
