@@ -159,7 +159,7 @@ class Poller:
         if parsed is None:  # the same body as last time
             new_state = decide.after_success(state, result, now=now, next_poll=next_poll)
             outcome = PollOutcome(
-                feed.id, "unchanged", http_status=result.status, body_bytes=len(result.body)
+                feed.id, "unchanged", http_status=result.status, body_bytes=read.body_bytes
             )
             return outcome, new_state, False
         if parsed.warning:
@@ -192,7 +192,7 @@ class Poller:
             alerted=claim.alerts_enqueued,
             parsed=len(parsed.items),
             http_status=result.status,
-            body_bytes=len(result.body),
+            body_bytes=read.body_bytes,
         )
         return _with_alert_counts(outcome, requests, claim.claimed), new_state, True
 

@@ -32,7 +32,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import count
 from typing import Any, Protocol, runtime_checkable
@@ -75,11 +75,21 @@ class ReadRequest:
 @dataclass(frozen=True, slots=True)
 class Read:
     """What reading a feed gave: the fetch result, the body's hash (None on a 304) and
-    the parsed feed (None on a 304 or when the body hash is unchanged)."""
+    the parsed feed (None on a 304 or when the body hash is unchanged).
+
+    ``result.body`` is None on a 304; a worker sends it back empty (the poller needs
+    only its size, ``body_bytes``).
+    """
 
     result: FetchResult
     body_hash: str | None = None
     parsed: ParsedFeed | None = None
+    body_bytes: int = 0
+
+    def without_body(self) -> Read:
+        if not self.result.body:
+            return self
+        return replace(self, result=replace(self.result, body=b""))
 
 
 class Fetcher(Protocol):
@@ -105,8 +115,9 @@ async def read_feed(fetcher: Fetcher, request: ReadRequest) -> Read:
     if result.body is None:
         return Read(result)
     body_hash = hashlib.sha256(result.body).hexdigest()
+    size = len(result.body)
     if body_hash == request.body_hash:
-        return Read(result, body_hash)
+        return Read(result, body_hash, body_bytes=size)
     parsed = parse_feed(
         result.body,
         result.headers,
@@ -116,7 +127,7 @@ async def read_feed(fetcher: Fetcher, request: ReadRequest) -> Read:
         tags=request.tags,
         language=request.language,
     )
-    return Read(result, body_hash, parsed)
+    return Read(result, body_hash, parsed, body_bytes=size)
 
 
 class LocalReader:
@@ -372,7 +383,7 @@ async def serve(
         _request_now.set(request.now)  # this task's own context
         with structlog.contextvars.bound_contextvars(feed=request.feed_id):
             try:
-                outcome = await read_feed(fetcher, request)
+                outcome = (await read_feed(fetcher, request)).without_body()
             except Exception as e:  # every error goes back to the poller, which logs it
                 outcome = e
         try:
