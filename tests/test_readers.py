@@ -45,11 +45,26 @@ def request(url: str, **kw: object) -> ReadRequest:
     return ReadRequest("f", url, NOW, **kw)  # type: ignore[arg-type]
 
 
+OpenReader = Callable[..., ProcessReader]
+
+
 @pytest.fixture
-async def workers() -> AsyncIterator[ProcessReader]:
-    reader = ProcessReader(HTTP, 2, log_format="json", log_level="info")
-    yield reader
-    await reader.aclose()
+async def open_reader() -> AsyncIterator[OpenReader]:
+    """``open_reader(workers=1, http=HTTP)``: worker processes, stopped after the test."""
+    opened: list[ProcessReader] = []
+
+    def open_(workers: int = 1, http: HttpConfig = HTTP) -> ProcessReader:
+        opened.append(ProcessReader(http, workers, log_format="json", log_level="info"))
+        return opened[-1]
+
+    yield open_
+    for reader in opened:
+        await reader.aclose()
+
+
+@pytest.fixture
+def workers(open_reader: OpenReader) -> ProcessReader:
+    return open_reader(2)
 
 
 @pytest.fixture
@@ -97,38 +112,35 @@ async def test_errors_cross_the_process_boundary_intact(
 
 async def test_a_dead_worker_fails_its_reads_then_is_replaced(
     feed_server: fs.FeedServer,
+    open_reader: OpenReader,
 ) -> None:
     """Reads in flight when a worker dies fail as transient fetch errors (retried next
     poll); the next read starts a new worker."""
-    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
-    try:
-        feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
-        await reader.read(request(feed_server.url("/rss")))  # the worker is up
-        feed_server.set_route("/slow", fs.Delay(5))
-        pending = asyncio.create_task(reader.read(request(feed_server.url("/slow"))))
-        await _wait_until(lambda: feed_server.count("/slow") == 1)
-        os.kill(_pid(reader), signal.SIGKILL)
-        with pytest.raises(FetchError, match="feed reader process exited") as died:
-            await pending
-        assert died.value.transient
-        read = await reader.read(request(feed_server.url("/rss")))
-        assert read.parsed is not None and len(read.parsed.items) == 1
-    finally:
-        await reader.aclose()
+    reader = open_reader(1)
+    feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
+    await reader.read(request(feed_server.url("/rss")))  # the worker is up
+    feed_server.set_route("/slow", fs.Delay(5))
+    pending = asyncio.create_task(reader.read(request(feed_server.url("/slow"))))
+    await _wait_until(lambda: feed_server.count("/slow") == 1)
+    os.kill(_pid(reader), signal.SIGKILL)
+    with pytest.raises(FetchError, match="feed reader process exited") as died:
+        await pending
+    assert died.value.transient
+    read = await reader.read(request(feed_server.url("/rss")))
+    assert read.parsed is not None and len(read.parsed.items) == 1
 
 
-async def test_per_host_limit_holds_across_workers(feed_server: fs.FeedServer) -> None:
+async def test_per_host_limit_holds_across_workers(
+    feed_server: fs.FeedServer, open_reader: OpenReader
+) -> None:
     """One host's feeds all go to one worker, so per_host_limit bounds them together."""
     http = HTTP.model_copy(update={"per_host_limit": 2})
-    reader = ProcessReader(http, 3, log_format="json", log_level="info")
-    try:
-        for n in range(8):
-            feed_server.set_route(f"/slow{n}", fs.Delay(0.3, fs.Body(fs.rss([]))))
-        urls = [feed_server.url(f"/slow{n}") for n in range(8)]
-        await asyncio.gather(*(reader.read(request(u)) for u in urls))
-        assert feed_server.max_in_flight() == 2
-    finally:
-        await reader.aclose()
+    reader = open_reader(3, http)
+    for n in range(8):
+        feed_server.set_route(f"/slow{n}", fs.Delay(0.3, fs.Body(fs.rss([]))))
+    urls = [feed_server.url(f"/slow{n}") for n in range(8)]
+    await asyncio.gather(*(reader.read(request(u)) for u in urls))
+    assert feed_server.max_in_flight() == 2
 
 
 def test_auto_workers_only_for_many_feeds_and_spare_cores() -> None:
@@ -245,46 +257,38 @@ def faulty_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[
 
 
 async def test_a_worker_printing_on_stdout_still_answers(
-    feed_server: fs.FeedServer, faulty_worker: Callable[[str], None]
+    feed_server: fs.FeedServer, open_reader: OpenReader, faulty_worker: Callable[[str], None]
 ) -> None:
     faulty_worker("print")
-    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
-    try:
-        feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
-        for _ in range(2):
-            read = await reader.read(request(feed_server.url("/rss")))
-            assert read.parsed is not None and len(read.parsed.items) == 1
-    finally:
-        await reader.aclose()
+    reader = open_reader(1)
+    feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
+    for _ in range(2):
+        read = await reader.read(request(feed_server.url("/rss")))
+        assert read.parsed is not None and len(read.parsed.items) == 1
 
 
 async def test_an_error_that_cannot_travel_is_sent_as_its_description(
-    feed_server: fs.FeedServer, faulty_worker: Callable[[str], None]
+    feed_server: fs.FeedServer, open_reader: OpenReader, faulty_worker: Callable[[str], None]
 ) -> None:
     faulty_worker("odd")
-    reader = ProcessReader(HTTP, 1, log_format="json", log_level="info")
-    try:
-        with pytest.raises(RuntimeError, match="OddError could not be sent"):
-            await reader.read(request(feed_server.url("/rss")))
-    finally:
-        await reader.aclose()
+    reader = open_reader(1)
+    with pytest.raises(RuntimeError, match="OddError could not be sent"):
+        await reader.read(request(feed_server.url("/rss")))
 
 
 async def test_a_worker_that_never_answers_fails_the_read_in_time(
     feed_server: fs.FeedServer,
+    open_reader: OpenReader,
     faulty_worker: Callable[[str], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     faulty_worker("hang")
     monkeypatch.setattr(readers, "REPLY_MARGIN", 0.5)
     http = HttpConfig.model_validate({"timeout": {"connect": 1, "read": 1, "total": 1}})
-    reader = ProcessReader(http, 1, log_format="json", log_level="info")
-    try:
-        with pytest.raises(FetchError, match="no answer from the feed reader") as failed:
-            await reader.read(request(feed_server.url("/rss")))
-        assert failed.value.transient
-    finally:
-        await reader.aclose()
+    reader = open_reader(1, http)
+    with pytest.raises(FetchError, match="no answer from the feed reader") as failed:
+        await reader.read(request(feed_server.url("/rss")))
+    assert failed.value.transient
 
 
 def test_an_answer_may_take_as_long_as_the_reads_queued_before_it() -> None:

@@ -6,6 +6,7 @@ They use the ``store`` fixture of ``tests.test_storage`` (parametrised over back
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import replace
@@ -205,7 +206,19 @@ def test_dead_deliveries_are_counted_per_sink_since(store: Storage) -> None:
     assert store.dead_since(T0) == {}
 
 
-# -- the v4 migration (SQLite) ---------------------------------------------------------
+# -- migrations (SQLite) ---------------------------------------------------------------
+
+
+def _database_at(path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new database at schema ``version``, as that release made it."""
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
+        SQLiteStorage(path).close()
+
+
+def _raw(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    """A plain autocommit connection, to write or inspect what the store would not."""
+    return contextlib.closing(sqlite3.connect(path, isolation_level=None))
 
 
 def test_v3_alerts_and_deliveries_survive_the_v4_rebuild(
@@ -227,14 +240,11 @@ def test_v3_alerts_and_deliveries_survive_the_v4_rebuild(
         ]
         store.claim([make_request(make_item("i2"), "r1")], T0)
         assert {d.delivery_id for d in store.due_deliveries(T0)} > {first[1].delivery_id}
-    conn = sqlite3.connect(path)
-    try:
+    with _raw(path) as conn:
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"stories", "cooldowns", "digest_queue", "health_conditions"} <= tables
         assert not {"alerts_v3", "deliveries_v3"} & tables
-    finally:
-        conn.close()
 
 
 def test_v4_mentions_survive_the_v5_reordering(
@@ -244,19 +254,14 @@ def test_v4_mentions_survive_the_v5_reordering(
     and drops the (key, at) index the order replaces."""
     path = tmp_path / "m.db"
     mentions = (Mention("place:UA-12", T0, in_context=True), Mention("place:UA", T0))
-    with monkeypatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
-        SQLiteStorage(path).close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:  # as v4 wrote them (its statement names the (key, item_id) key)
+    _database_at(path, 4, monkeypatch)
+    with _raw(path) as conn:  # as v4 wrote them (its statement names the (key, item_id) key)
         for m in mentions:
             conn.execute(
                 "INSERT INTO mentions (key, item_id, source, at, in_context)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (m.key, "i1", "feed-a", codec.dt_to_text(m.at), int(m.in_context)),
             )
-    finally:
-        conn.close()
     with SQLiteStorage(path) as store:
         window = (T0 - timedelta(hours=1), T0)
         assert store.seen("place:UA-12", *window, in_context=True)
@@ -265,13 +270,10 @@ def test_v4_mentions_survive_the_v5_reordering(
         store.claim([ClaimRequest(make_item("i2"), mentions=mentions)], T0)
         assert store.sources("place:UA-12", *window) == 1
         assert store.count("place:UA-12", *window) == 2
-    conn = sqlite3.connect(path)
-    try:
+    with _raw(path) as conn:
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert not {"mentions_key_at", "mentions_at"} & indexes
         assert "mentions_v4" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    finally:
-        conn.close()
 
 
 def test_v5_story_sources_move_to_their_own_rows_in_v6(
@@ -279,9 +281,7 @@ def test_v5_story_sources_move_to_their_own_rows_in_v6(
 ) -> None:
     """A v5 story's JSON sources become rows, in order, every field kept; the column goes."""
     path = tmp_path / "m.db"
-    with monkeypatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
-        SQLiteStorage(path).close()
+    _database_at(path, 5, monkeypatch)
     story = make_story("i1", "a", "b")
     sources = [
         {"item_id": s.item_id, "feed": s.feed_id, "feed_title": s.feed_title, "title": s.title,
@@ -289,8 +289,7 @@ def test_v5_story_sources_move_to_their_own_rows_in_v6(
         for s in story.sources
     ]  # fmt: skip
     sources[1].pop("feed_title")  # written before feed titles were kept
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
+    with _raw(path) as conn:
         conn.execute(
             "INSERT INTO stories (story_id, rule_id, signature, first_alert_id, created_at,"
             " updated_at, sources, pairs, tags, routes, evidence) VALUES"
@@ -299,18 +298,13 @@ def test_v5_story_sources_move_to_their_own_rows_in_v6(
             (story.story_id, story.signature, codec.dt_to_text(T0), codec.dt_to_text(T0),
              json.dumps(sources)),
         )  # fmt: skip
-    finally:
-        conn.close()
     with SQLiteStorage(path) as store:
         [read] = store.open_stories(T0 - timedelta(days=1))
     assert read.sources == (story.sources[0], replace(story.sources[1], feed_title=""))
     assert read.pairs == (("drones", "warning"),) and read.routes == ("r1",)
-    conn = sqlite3.connect(path)
-    try:
+    with _raw(path) as conn:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(stories)")}
         assert "sources" not in columns
-    finally:
-        conn.close()
 
 
 def test_pruned_stories_take_their_sources_along(tmp_path: Path) -> None:
@@ -319,8 +313,5 @@ def test_pruned_stories_take_their_sources_along(tmp_path: Path) -> None:
         store.claim([ClaimRequest(make_item("i1"), story=story)], T0)
         store.prune_items(T0 + timedelta(days=1))
         assert store.open_stories(T0 - timedelta(days=1)) == []
-    conn = sqlite3.connect(tmp_path / "m.db")
-    try:
+    with _raw(tmp_path / "m.db") as conn:
         assert conn.execute("SELECT count(*) FROM story_sources").fetchone() == (0,)
-    finally:
-        conn.close()

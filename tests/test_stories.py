@@ -21,14 +21,8 @@ from monitor.types import Item
 from tests import feedserver as fs
 from tests.fakes import FakeSink
 from tests.test_pipeline import NOW, Harness, entry
+from tests.test_suppress import STORY
 
-STORY = [
-    "Russia launches record 479 drones at Ukraine overnight",
-    "Ukraine says Russia fired a record 479 drones",
-    "Record 479 Russian drones target Ukraine in overnight attack",
-    "Russia fires record number of drones, 479, at Ukraine - Kyiv",
-    "Kyiv: Russia hit Ukraine with a record 479 drones and 20 missiles overnight",
-]
 UNRELATED = "Drones strike oil refinery in Russia's Saratov region"
 DRONES = {"kind": "terms", "id": "drones", "severity": "warning", "any": ["drone"]}
 RECORD = {"kind": "terms", "id": "record", "severity": "critical", "any": ["record"]}
