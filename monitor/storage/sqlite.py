@@ -371,23 +371,23 @@ class SQLiteStorage:
     def _commit_group(self) -> None:
         if not self._group_open:
             return
-        self._group_open = False
-        if self._group_timer is not None:
-            self._group_timer.cancel()
-            self._group_timer = None
+        self._end_group()
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             self._rollback()
             self._group_lost(str(e))
 
-    def _group_lost(self, why: str) -> None:
-        """The group's writes are gone: the polls that made them are redone (their feed
-        states went with them); data_version changes, so kept state is read again."""
+    def _end_group(self) -> None:
         self._group_open = False
         if self._group_timer is not None:
             self._group_timer.cancel()
             self._group_timer = None
+
+    def _group_lost(self, why: str) -> None:
+        """The group's writes are gone: the polls that made them are redone (their feed
+        states went with them); data_version changes, so kept state is read again."""
+        self._end_group()
         self._groups_lost += 1
         log.error("storage_group_lost", database=self.database, error=why)
 
