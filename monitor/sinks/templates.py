@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -43,28 +44,28 @@ def _words_pattern(words: list[str]) -> re.Pattern[str] | None:
 
 def highlight_html(text: str, words: list[str]) -> Markup:
     """``text`` HTML-escaped, with each matched word in ``<strong>``."""
-    pattern = _words_pattern(words)
-    if pattern is None:
-        return escape(text)
-    out, last = [], 0
-    for m in pattern.finditer(text):
-        out += [escape(text[last : m.start()]), Markup("<strong>%s</strong>") % m.group(0)]
-        last = m.end()
-    out.append(escape(text[last:]))
-    return Markup("").join(out)
+    strong = Markup("<strong>%s</strong>")  # % escapes the word
+    return Markup("").join(_highlight(text, words, escape, lambda w: strong % w))
 
 
 def highlight_slack(text: str, words: list[str]) -> str:
     """``text`` Slack-escaped, with each matched word in ``*bold*``."""
+    return "".join(_highlight(text, words, slack_escape, lambda w: f"*{slack_escape(w)}*"))
+
+
+def _highlight(
+    text: str, words: list[str], escape_: Callable[[str], str], bold: Callable[[str], str]
+) -> list[str]:
+    """``text`` in escaped pieces, the matched words made bold (escaping is bold's job)."""
     pattern = _words_pattern(words)
     if pattern is None:
-        return slack_escape(text)
+        return [escape_(text)]
     out, last = [], 0
     for m in pattern.finditer(text):
-        out += [slack_escape(text[last : m.start()]), f"*{slack_escape(m.group(0))}*"]
+        out += [escape_(text[last : m.start()]), bold(m.group(0))]
         last = m.end()
-    out.append(slack_escape(text[last:]))
-    return "".join(out)
+    out.append(escape_(text[last:]))
+    return out
 
 
 def _finalize_slack(value: Any) -> Any:
