@@ -250,6 +250,10 @@ class SQLiteStorage:
             # A page cache that holds the hot parts of the history's trees (SQLite's
             # default is 2 MiB), so a busy poll's claims do not re-read them from the OS.
             self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+            # Each grouped write is a savepoint, whose journal holds the original of every
+            # page it changes; in a temporary file that is two writes per page (a poll's
+            # history touches hundreds), most of a first poll's system time.
+            self._conn.execute("PRAGMA temp_store = MEMORY")
             if self.read_only:
                 self._check_read_only_schema()
                 return
