@@ -307,6 +307,42 @@ def test_v5_story_sources_move_to_their_own_rows_in_v6(
         assert "sources" not in columns
 
 
+def test_v6_mentions_become_integers_in_v7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every v6 mention is kept, answered by name and time as before, and earliest() is
+    exact to the microsecond; the table holds integers only."""
+    path = tmp_path / "m.db"
+    _database_at(path, 6, monkeypatch)
+    early = T0 - timedelta(hours=2, microseconds=7)
+    rows = [
+        ("place:UA-12", T0, "i1", "feed-a", 1),
+        ("place:UA-12", T0, "i2", "feed-b", 0),
+        ("place:UA", early, "i1", "feed-a", 0),
+        ("term:oreshnik", T0, "i3", "feed-a", 0),
+    ]
+    with _raw(path) as conn:
+        conn.executemany(
+            "INSERT INTO mentions (key, at, item_id, source, in_context) VALUES (?, ?, ?, ?, ?)",
+            [(k, codec.dt_to_text(at), i, s, c) for k, at, i, s, c in rows],
+        )
+    window = (T0 - timedelta(hours=1), T0)
+    with SQLiteStorage(path) as store:
+        assert store.seen("place:UA-12", *window)
+        assert not store.seen("place:UA", *window, in_context=False)
+        assert store.seen("place:UA", early - timedelta(microseconds=1), early, in_context=False)
+        assert store.sources("place:UA-12", *window) == 2
+        assert store.sources("place:UA-12", *window, source="feed-b") == 1
+        assert store.sources("place:UA-12", *window, source="feed-c") == 0
+        assert store.count("term:oreshnik", *window) == 1
+        assert store.earliest() == early
+        store.prune_items(T0 + timedelta(days=1), mentions_older_than=T0)
+        assert store.earliest() == T0
+    with _raw(path) as conn:
+        types = conn.execute("SELECT DISTINCT typeof(key), typeof(at), typeof(item),"
+                             " typeof(source) FROM mentions").fetchall()  # fmt: skip
+        assert types == [("integer",) * 4]
+        assert "mentions_v6" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
+
 def test_pruned_stories_take_their_sources_along(tmp_path: Path) -> None:
     with SQLiteStorage(tmp_path / "m.db") as store:
         story = make_story("i1", "a", "b")

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable
 
 from monitor.exceptions import StorageError
+from monitor.storage import codec
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -288,6 +289,39 @@ def _v6_story_sources(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX stories_created ON stories (created_at)")
 
 
+def _v7_compact_mentions(conn: sqlite3.Connection) -> None:
+    """Mentions as integers: key, source and item id by :func:`codec.history_id`, the time
+    in microseconds (:func:`codec.dt_to_micros`).
+
+    A row shrinks from about 100 bytes to 35, and so does the table, which is most of
+    the database: every commit writes each page its claims touched, and a busy poll's
+    mentions touch pages all over the table, so recording them cost twice as much.
+    """
+    conn.create_function("v7_id", 1, codec.history_id, deterministic=True)
+    conn.create_function("v7_micros", 1, _micros_of_text, deterministic=True)
+    conn.execute("ALTER TABLE mentions RENAME TO mentions_v6")
+    conn.execute(
+        """CREATE TABLE mentions (
+            key INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            item INTEGER NOT NULL,
+            source INTEGER NOT NULL,
+            in_context INTEGER NOT NULL DEFAULT 0 CHECK (in_context IN (0, 1)),
+            PRIMARY KEY (key, at, item)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        "INSERT INTO mentions (key, at, item, source, in_context)"
+        " SELECT v7_id(key), v7_micros(at), v7_id(item_id), v7_id(source), in_context"
+        " FROM mentions_v6"
+    )
+    conn.execute("DROP TABLE mentions_v6")
+
+
+def _micros_of_text(text: str) -> int:
+    return codec.dt_to_micros(codec.dt_from_text(text))
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_feed_config_url,
@@ -295,6 +329,7 @@ MIGRATIONS: list[Migration] = [
     _v4_noise_control,
     _v5_mentions_by_key_and_time,
     _v6_story_sources,
+    _v7_compact_mentions,
 ]
 
 

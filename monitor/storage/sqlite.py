@@ -14,7 +14,8 @@ and propagates as it is, after the transaction has been rolled back.
 Mentions (the places and terms each claimed item mentions) are written by ``claim`` in
 the same transaction as the item, so history learns an item exactly when it is claimed;
 ``seen``, ``sources`` and ``count`` answer the rules' History queries from the table's
-own ``(key, at, item_id)`` order.
+own ``(key, at, item)`` order. The table holds integers only (schema v7): names as
+:func:`codec.history_id`, times as microseconds.
 
 A poll that found new content writes once: ``claim(requests, now, feed_state=...)``
 inserts the items and saves the feed's new state (ETag, body hash, next poll) in one
@@ -39,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -106,7 +108,7 @@ _SAVE_FEED = (
     + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
 )
 log = structlog.get_logger("monitor")
-MentionRow = tuple[str, str, str, str, int]  # key, at, item id, source, in context
+MentionRow = tuple[int, int, int, int, int]  # key, at, item, source, in context (see v7)
 _GROUP_QUIET = 0.05  # seconds
 _CACHE_KIB = 32 * 1024
 _WAL_PAGES = 10_000
@@ -125,8 +127,8 @@ _INSERT_DELIVERY = (
     " VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (alert_id, sink) DO NOTHING"
 )
 _INSERT_MENTION = (
-    "INSERT INTO mentions (key, at, item_id, source, in_context) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (key, at, item_id) DO UPDATE"
+    "INSERT INTO mentions (key, at, item, source, in_context) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (key, at, item) DO UPDATE"
     " SET in_context = max(in_context, excluded.in_context)"
 )
 _SELECT_DELIVERY = (
@@ -210,7 +212,7 @@ class SQLiteStorage:
         )
         self._groups_lost = 0
         self._claims = 0  # claims by this connection (see data_version)
-        self._earliest: tuple[int, str | None] | None = None  # (data_version, oldest at)
+        self._earliest: tuple[int, int | None] | None = None  # (data_version, oldest at)
         self._conn = self._connect(busy_timeout)
         try:
             self._prepare(busy_timeout)
@@ -496,7 +498,7 @@ class SQLiteStorage:
     ) -> int:
         """Also deletes mentions before ``mentions_older_than`` (default ``older_than``)."""
         cutoff = codec.dt_to_text(older_than)
-        mention_cutoff = codec.dt_to_text(mentions_older_than or older_than)
+        mention_cutoff = codec.dt_to_micros(mentions_older_than or older_than)
         with self._transaction("prune items", write=True) as conn:
             conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
             self._earliest = None
@@ -572,13 +574,15 @@ class SQLiteStorage:
             if self._earliest is None or self._earliest[0] != version:
                 row = self._conn.execute("SELECT min(at) FROM mentions").fetchone()
                 self._earliest = (version, row[0] if row is not None else None)
-            return codec.opt_dt_from_text(self._earliest[1])
+            oldest = self._earliest[1]
+            return None if oldest is None else codec.micros_to_dt(oldest)
 
     def _mention_query(
         self, query: str, key: str, since: datetime, until: datetime, *extra: str
     ) -> sqlite3.Row | None:
         """One read of the mentions table; a single statement needs no explicit snapshot."""
-        params = (key, codec.dt_to_text(since), codec.dt_to_text(until), *extra)
+        times = (codec.dt_to_micros(since), codec.dt_to_micros(until))
+        params = (_history_id(key), *times, *map(_history_id, extra))
         with self._lock, self._guard("read mention history"):
             row: sqlite3.Row | None = self._conn.execute(query, params).fetchone()
         return row
@@ -852,18 +856,23 @@ def _record_noise_control(conn: sqlite3.Connection, request: ClaimRequest, now: 
 
 def _mention_rows(request: ClaimRequest) -> list[MentionRow]:
     """The item's mentions as rows, its feed as their source (a key once per item)."""
-    item = request.item
-    times: dict[datetime, str] = {}  # an item's mentions mostly share one time
+    item = codec.history_id(request.item.id)
+    source = _history_id(request.item.feed_id)
+    times: dict[datetime, int] = {}  # an item's mentions mostly share one time
     return [
         (
-            m.key,
-            times.get(m.at) or times.setdefault(m.at, codec.dt_to_text(m.at)),
-            item.id,
-            item.feed_id,
+            _history_id(m.key),
+            times.get(m.at) or times.setdefault(m.at, codec.dt_to_micros(m.at)),
+            item,
+            source,
             int(m.in_context),
         )
         for m in request.mentions
     ]
+
+
+# Keys and sources recur (places, feeds): hash each once. Item ids do not.
+_history_id = lru_cache(maxsize=1 << 16)(codec.history_id)
 
 
 def _expect_one(cursor: sqlite3.Cursor, delivery_id: int) -> None:
