@@ -342,6 +342,8 @@ class StoryBook:
     ) -> Plan:
         """Plan one fresh item: matches start or join a story; a non-matching item only
         joins one (as corroboration). Returns an empty plan for a lone non-match."""
+        if not matches and not self.stories:
+            return Plan()  # nothing to corroborate: spare the signature
         sig = signature(item.title, item.summary, regions_of(matches))
         open_stories = self.candidates(sig, now - self.policy.window)
         found = most_similar(sig, open_stories, self.policy.threshold)
