@@ -185,14 +185,27 @@ class MemoryHistory:
 
 
 class LayeredHistory:
-    """A base history (the store) plus mentions not yet in it (a poll's earlier items)."""
+    """A base history (the store) plus mentions not yet in it (a poll's earlier items).
+
+    Added mentions are indexed only when first asked about: with no rule that reads
+    history (no novelty or burst rule), a poll's items are never indexed at all.
+    """
 
     def __init__(self, base: History, top: MemoryHistory | None = None) -> None:
         self.base = base
-        self.top = top if top is not None else MemoryHistory()
+        self._top = top if top is not None else MemoryHistory()
+        self._pending: list[tuple[Iterable[Mention], str, str]] = []
 
     def add(self, mentions: Iterable[Mention], *, item_id: str, source: str) -> None:
-        self.top.add(mentions, item_id=item_id, source=source)
+        self._pending.append((mentions, item_id, source))
+
+    @property
+    def top(self) -> MemoryHistory:
+        """The added mentions, indexed."""
+        for mentions, item_id, source in self._pending:
+            self._top.add(mentions, item_id=item_id, source=source)
+        self._pending.clear()
+        return self._top
 
     def seen(self, key: str, since: datetime, until: datetime, *, in_context: bool = True) -> bool:
         return self.top.seen(key, since, until, in_context=in_context) or self.base.seen(
