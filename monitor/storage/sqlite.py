@@ -809,7 +809,7 @@ def _insert_item(conn: sqlite3.Connection, item: Item, stamp: str) -> bool:
             int(item.published_missing),
             item.language,
             item.content_hash,
-            json.dumps(list(item.tags), ensure_ascii=False),
+            json.dumps(list(item.tags), ensure_ascii=False) if item.tags else "[]",
             stamp,
         ),
     )
