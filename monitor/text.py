@@ -31,7 +31,7 @@ _WORD = re.compile(r"\w+(?:['-]\w+)*")
 # or at a blank line. The first branch takes the mark itself, rather than looking behind
 # for it at every position, so the regex engine can skip to candidate characters.
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s+(?=[\"'(\[]?[A-ZА-ЯІЇЄҐ0-9])|\n\s*\n")
-_SENTENCE_MARK = re.compile(r"[.!?…\n]")  # where a sentence end can begin
+_SENTENCE_MARKS = ".!?…\n"  # where a sentence end can begin
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +75,12 @@ class Normalized:
 
 
 # Every character that is not a letter or digit is a word break. Built once, read only.
-# Complete (letters and digits map to themselves): translate() then never looks up a
-# missing key, which costs an exception per distinct character.
-_ASCII_BREAKS = {cp: chr(cp) if chr(cp).isalnum() else " " for cp in range(128)}
+# A bytes table: ASCII text is translated as bytes, a table lookup per byte in C, where
+# str.translate looks each character up in a mapping.
+_ASCII_BREAKS = bytes(c if chr(c).isalnum() else ord(" ") for c in range(256))
 _BREAKS = re.compile(r"[^\w ]|_")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_BYTES = bytes(range(128))
 _ASCII_FOLD = {ord(c): c.lower() for c in string.ascii_uppercase} | {ord("`"): "'"}
 
 
@@ -102,8 +103,8 @@ def normalize(text: str) -> Normalized:
     text = unicodedata.normalize("NFC", text)
     if text.isascii():
         return Normalized(text, _fold_ascii(text))
-    folds = {ch: _fold_char(ch) for ch in set(_NON_ASCII.findall(text))}
-    folded = _NON_ASCII.sub(_fold_match, text)
+    folds = {ch: _fold_char(ch) for ch in _non_ascii(text)}
+    folded = _fold_non_ascii(text, folds)
     if all(f == f.lower() for f in folds.values()):
         folded = _fold_ascii(folded)  # lower() leaves the folded characters as they are
     else:
@@ -122,6 +123,33 @@ def normalize(text: str) -> Normalized:
             done = at + 1
     origin.extend(range(done, len(text)))
     return Normalized(text, folded, tuple(origin))
+
+
+def _non_ascii(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text``.
+
+    Its UTF-8 without the ASCII bytes is the UTF-8 of those characters alone (no byte of
+    a multi-byte sequence is ASCII): two C loops, where a regular expression over the
+    text took several times longer. ``surrogatepass`` lets lone surrogates through.
+    """
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return set(rest.decode("utf-8", "surrogatepass"))
+
+
+def _fold_non_ascii(text: str, folds: dict[str, str]) -> str:
+    """``text`` with every non-ASCII character replaced by its fold (``folds``).
+
+    One ``str.replace`` per character that changes (a handful: quotes, dashes, capitals)
+    rather than a Python call per non-ASCII character, which in Cyrillic text is every
+    letter. Unless a fold holds a character that is folded itself: replacing one after
+    another would then fold it twice.
+    """
+    changed = {ch: f for ch, f in folds.items() if f != ch}
+    if any(c in changed for f in changed.values() for c in f):
+        return _NON_ASCII.sub(_fold_match, text)
+    for ch, f in changed.items():
+        text = text.replace(ch, f)
+    return text
 
 
 def _fold_ascii(text: str) -> str:
@@ -143,7 +171,7 @@ def break_words(text: str) -> str:
     lies on word boundaries and its offsets are those of ``text`` plus one.
     """
     if text.isascii():
-        return text.translate(_ASCII_BREAKS)
+        return text.encode("ascii").translate(_ASCII_BREAKS).decode("ascii")
     return _BREAKS.sub(" ", text)
 
 
@@ -171,10 +199,27 @@ def sentence_breaks(text: str) -> list[tuple[int, int]]:
     overlap an earlier one; ``sentence_ends_in(text, s, e)`` is whether one starts in
     ``[s, e)``, so for many spans of one text this list and a bisect each answer it."""
     found: list[tuple[int, int]] = []
-    for mark in _SENTENCE_MARK.finditer(text):  # a match can begin only at a mark
-        m = _SENTENCE_END.match(text, mark.start())
+    for at in positions(text, _SENTENCE_MARKS):  # a match can begin only at a mark
+        m = _SENTENCE_END.match(text, at)
         if m is not None:
             found.append(m.span())
+    return found
+
+
+def positions(text: str, chars: str) -> list[int]:
+    """Where any of ``chars`` occurs in ``text``, ascending.
+
+    ``str.find`` per character, a C scan each: for a few kinds of rare characters that is
+    a fraction of what a regular expression's character class costs, which the engine
+    tests at every position of the text.
+    """
+    found: list[int] = []
+    for ch in chars:
+        at = text.find(ch)
+        while at != -1:
+            found.append(at)
+            at = text.find(ch, at + 1)
+    found.sort()
     return found
 
 

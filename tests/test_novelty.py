@@ -162,6 +162,10 @@ def test_each_rule_reads_the_history_of_its_own_context() -> None:
         ("Troops shelled Sumy; Pavlohrad is calm", False),  # a semicolon
         ("Troops advanced (far from Pavlohrad) overnight", False),  # parentheses
         ("Troops advanced overnight - Pavlohrad is calm", False),  # a dash between spaces
+        ("Troops advanced overnight — Pavlohrad is calm", False),  # an em dash
+        ("Troops advanced overnight -- Pavlohrad is calm", False),  # a run of dashes
+        ("Troops advanced on well-defended Pavlohrad", True),  # a hyphen in a word
+        ("Troops advanced overnight -Pavlohrad", True),  # a dash not between spaces
         ("Drones struck Sumy, Kharkiv and Pavlohrad overnight", True),  # a list of places
         ("Drones struck Sumy, and Pavlohrad overnight", True),
         ("Pavlohrad: troops advance", True),  # a headline colon

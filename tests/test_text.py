@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.text import fold, normalize, sentences, tokens
+from monitor.text import fold, normalize, positions, sentences, tokens
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,19 @@ from monitor.text import fold, normalize, sentences, tokens
 def test_fold(raw: str, folded: str) -> None:
     """Folding applies NFKC, case-folding and the quote/dash/ё unification."""
     assert fold(raw) == folded
+
+
+# Characters whose folds interact: capitals, ё, quotes and dashes, expansions (ß, ﬁ), a
+# soft hyphen that vanishes, fullwidth and compatibility forms, combining marks.
+_FOLDING = "aZ `'\"-.,ЁёАБВГҐЄІЇабвгґєії“”‘’«»–—\u00adßẞﬁİıǅÉéŒœ①²ⅣＡ\u212a\u2126\u0301ΣσςΑα"
+
+
+@given(st.text(max_size=80) | st.text(alphabet=_FOLDING, max_size=80))
+def test_a_text_folds_as_its_characters_one_by_one(raw: str) -> None:
+    """Folding a whole text (distinct characters replaced at once, ASCII lowered at once)
+    gives what folding each of its characters on its own gives."""
+    text = unicodedata.normalize("NFC", raw)
+    assert normalize(raw).text == "".join(fold(ch) for ch in text)
 
 
 def test_ascii_text_needs_no_offset_table() -> None:
@@ -88,3 +101,9 @@ def test_sentences_split_on_capitals_and_map_to_folded_text() -> None:
     ]
     n = normalize(raw)
     assert [n.text[a:b] for a, b in n.sentences()][1] == "officials said 3 died!"
+
+
+@given(st.text(alphabet="ab -.!?…\n", max_size=60))
+def test_positions_lists_every_occurrence_in_order(text: str) -> None:
+    """``positions`` finds each occurrence of each character, ascending."""
+    assert positions(text, ".!?…\n-") == [i for i, ch in enumerate(text) if ch in ".!?…\n-"]

@@ -34,7 +34,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -75,6 +75,10 @@ class PlaceMention(NamedTuple):
     start: int
     end: int
 
+
+# A PlaceMention from a (place, alias, start, end) tuple, as PlaceMention(*t) does, without
+# a call of PlaceMention.__new__ (a Python function) per mention: find makes one per place.
+_place_mention = partial(tuple.__new__, PlaceMention)
 
 # One alias as places.json lists it: [alias, [place ids, best first], flag], where flag is
 # "" | "S" strict stoplist | "C" must be Capitalised. Kept as the parsed JSON lists (not an
@@ -227,7 +231,7 @@ class Gazetteer:
             return None
         if alias in self._given and self._surname_after(norm, end):
             return None  # "Paris Hilton"
-        return PlaceMention(self._places[ids[0]], alias, start, end)
+        return _place_mention((self._places[ids[0]], alias, start, end))
 
     def _surname_after(self, norm: Normalized, end: int) -> bool:
         """A Capitalised word that is no place word right after ``end`` ("Paris Hilton")."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import repeat
 from typing import Protocol
 
@@ -192,12 +193,12 @@ class RuleSet:
         # Context key -> the countries it is recorded in and its history key prefix.
         self._record = {key: (watched[key], context_key(key, "")) for key in watched}
         self._prefixes: dict[tuple[int, str], tuple[str, ...]] = {}  # see _recorded
-        self._ctx_keys: dict[tuple[int, str, tuple[str, ...]], tuple[str, ...]] = {}
+        self._ctx_keys: dict[tuple[int, str, tuple[str, ...]], dict[str, bool]] = {}
         self._term_keys = tuple(dict.fromkeys(term_keys))
         self._term_key_ids = frozenset(term_id for term_id, _ in self._term_keys)
-        # The ids each place is recorded under: itself, its region and its country.
+        # The ids each place is recorded under and their keys (see _recorded_as).
         self._place_keys = {
-            place.id: tuple(dict.fromkeys(i for i in (place.id, place.region, place.country) if i))
+            place.id: _recorded_as(place)
             for place in (gazetteer.places() if gazetteer is not None else ())
         }
         by_term: dict[int, list[int]] = {}
@@ -314,31 +315,35 @@ class RuleSet:
         keys: dict[str, bool] = {}
         for index, mention in scan.place_mentions(every):
             place = mention.place
-            ids = self._ids_of(place)
+            ids, place_keys = self._keys_of(place)
             holding = scan.holding(index, mention.start, mention.end)
             if holding:
-                for key in self._context_keys(holding, place.country, ids):
-                    keys[key] = True
-                for place_id in ids:
-                    keys[place_key(place_id)] = True
+                keys.update(self._in_context(holding, place.country, ids, place_keys))
             else:
-                for place_id in ids:
-                    keys.setdefault(place_key(place_id), False)
+                for key in place_keys:
+                    keys.setdefault(key, False)
         if not self._term_key_ids.isdisjoint(scan.hits):
             for term_id, key in self._term_keys:
                 if term_id in scan.hits:
                     keys.setdefault(key, False)
-        return tuple(map(Mention, keys, repeat(scan.at), keys.values()))
+        return tuple(map(_MENTION, zip(keys, repeat(scan.at), keys.values())))
 
-    def _context_keys(self, holding: int, country: str, ids: tuple[str, ...]) -> tuple[str, ...]:
-        """The ``ctx:`` keys of a place of ``country`` recorded under ``ids``, with the
-        contexts of ``holding`` near it: each context's (see :meth:`_recorded`) with each
-        id. Memoised, a pure function: the same places recur with the same contexts."""
+    def _in_context(
+        self, holding: int, country: str, ids: tuple[str, ...], place_keys: tuple[str, ...]
+    ) -> dict[str, bool]:
+        """The keys of a place of ``country`` recorded under ``ids`` (``place_keys``: their
+        ``place:`` keys), with the contexts of ``holding`` near it, all in context: the
+        ``ctx:`` keys of each context (see :meth:`_recorded`) with each id, then
+        ``place_keys``. Memoised, a pure function: the same places recur with the same
+        contexts."""
         memo = (holding, country, ids)
         found = self._ctx_keys.get(memo)
         if found is None:
             prefixes = self._recorded(holding, country)
-            found = tuple(prefix + place_id for prefix in prefixes for place_id in ids)
+            found = dict.fromkeys(
+                (prefix + place_id for prefix in prefixes for place_id in ids), True
+            )
+            found.update(dict.fromkeys(place_keys, True))
             if len(self._ctx_keys) >= MEMO_SIZE // 4:  # the largest entries: fewer
                 self._ctx_keys.clear()
             self._ctx_keys[memo] = found
@@ -361,12 +366,25 @@ class RuleSet:
             self._prefixes[memo] = found
         return found
 
-    def _ids_of(self, place: Place) -> tuple[str, ...]:
-        """The place's id, its region's and its country's (the keys it is recorded under)."""
+    def _keys_of(self, place: Place) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The ids a place is recorded under (its own, its region's and its country's),
+        and their ``place:`` keys."""
         found = self._place_keys.get(place.id)
         if found is None:  # a place of another gazetteer than the rule set's
-            found = tuple(dict.fromkeys(i for i in (place.id, place.region, place.country) if i))
+            found = _recorded_as(place)
         return found
+
+
+def _recorded_as(place: Place) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ids ``place`` is recorded under: itself, its region and its country; and their
+    ``place:`` keys."""
+    ids = tuple(dict.fromkeys(i for i in (place.id, place.region, place.country) if i))
+    return ids, tuple(map(place_key, ids))
+
+
+# Makes a Mention from a (key, at, in_context) tuple, as Mention(*t) does, without a call
+# of Mention.__new__ per mention (a Python function): a conflict item has a few hundred.
+_MENTION = partial(tuple.__new__, Mention)
 
 
 def _language(code: str | None) -> str | None:

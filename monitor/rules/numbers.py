@@ -27,6 +27,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 _TOKEN = re.compile(
@@ -138,6 +139,11 @@ class Token(NamedTuple):
     end: int
 
 
+# A Token from a (kind, text, start, end) tuple, as Token(*t) does, without a call of
+# Token.__new__ (a Python function) per token: quantities tokenize a window per noun.
+_token = partial(tuple.__new__, Token)
+
+
 @dataclass(frozen=True, slots=True)
 class Quantity:
     """A number read in front of a noun; offsets are into the normalised text."""
@@ -152,11 +158,10 @@ class Quantity:
 
 def tokenize(text: str, offset: int = 0) -> list[Token]:
     """Numbers (with separators), words, hyphens and punctuation, with offsets."""
-    out: list[Token] = []
-    for m in _TOKEN.finditer(text):
-        start, end = m.span()
-        out.append(Token(m.lastgroup or "punct", m.group(), start + offset, end + offset))
-    return out
+    return [
+        _token((m.lastgroup or "punct", m.group(), m.start() + offset, m.end() + offset))
+        for m in _TOKEN.finditer(text)
+    ]
 
 
 def digits_value(text: str) -> float:

@@ -58,6 +58,12 @@ _DAY = 86400.0
 _ONE_DAY = timedelta(days=1)
 
 
+# A history novelty rules read: (key prefix or key, window, in context only, the rules).
+_History = tuple[str, timedelta, bool, frozenset[int]]
+# The rules a place may be new to, and the histories they read (keys for the place).
+_Open = tuple[frozenset[int], tuple[_History, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Novel:
     index: int
@@ -218,11 +224,10 @@ class NoveltyIndex:
         }
         # Per history: the key prefix (a place id completes it), window, whether only
         # mentions in context count, and the rules that read it.
-        self._histories = tuple(
+        self._histories: tuple[_History, ...] = tuple(
             (m.history_key(""), m.window, m.context is not None, frozenset(sharing))
             for m, sharing in by_history.values()
         )
-        self._windows = frozenset(m.window for m, _ in by_history.values())
         numbers = {group: n for n, group in enumerate(by_history)}
         self._history_of = {index: numbers[(m.window, contexts[index])] for index, m in rules}
         self._contexts = contexts
@@ -231,15 +236,14 @@ class NoveltyIndex:
         self._bits_of: ContextIndex | None = None
         self._allowed: dict[int, frozenset[int]] = {}
         self._uncovered_memo: dict[tuple[str, ...], frozenset[int]] = {}
+        self._open_memo: dict[tuple[str | int, ...], _Open] = {}
 
     def candidates(self, scan: Scan) -> frozenset[int]:
         found: set[int] = set()
         every = frozenset(range(len(scan.fields)))
-        histories, history_of = self._histories, self._history_of
-        history, now = scan.history, scan.now
-        # The history is asked directly (not through the scan's memo): these lookups are
-        # many and rarely repeated; a rule they leave is checked, and asks again.
-        since = {} if history is None or now is None else {w: now - w for w in self._windows}
+        asking = scan.history is not None and scan.now is not None
+        if scan.contexts is not self._bits_of:  # another rule set's contexts: start afresh
+            self._bits_of, self._allowed, self._open_memo = scan.contexts, {}, {}
         for level in self._admitting:
             done: set[tuple[str, int]] = set()  # a place again, as near context: no new rule
             for index, mention, key in scan.keyed_places(every, level):
@@ -249,15 +253,37 @@ class NoveltyIndex:
                 if (place.id, holding) in done:
                     continue
                 done.add((place.id, holding))
-                rules = self._uncovered(level, place, key) & self._allowed_near(scan, holding)
-                rules -= found
-                if rules and history is not None and now is not None:
-                    for group in {history_of[r] for r in rules}:
-                        prefix, window, in_context, sharing = histories[group]
-                        if history.seen(prefix + key.id, since[window], now, in_context=in_context):
-                            rules -= sharing
-                found |= rules
+                rules, histories = self._open(scan, level, place, key, holding)
+                left = set(rules)
+                left -= found
+                if left and asking:
+                    # Through the scan's memo: a place recurs at another level (a country
+                    # is its own key at every level), and a rule left here asks again.
+                    for history_key, window, in_context, sharing in histories:
+                        if not left.isdisjoint(sharing) and scan.seen(
+                            history_key, window, in_context=in_context
+                        ):
+                            left -= sharing
+                found |= left
         return frozenset(found)
+
+    def _open(self, scan: Scan, level: str, place: Place, key: Place, holding: int) -> _Open:
+        """The rules for which the place (``key`` at ``level``, with the contexts of
+        ``holding`` near it) is new unless history has seen it, and the histories they
+        read, each with its key for the place; memoised, a pure function of the four."""
+        memo = (level, place.id, place.country, key.id, key.kind, holding)
+        found = self._open_memo.get(memo)
+        if found is None:
+            rules = self._uncovered(level, place, key) & self._allowed_near(scan, holding)
+            groups = sorted({self._history_of[r] for r in rules})
+            histories = tuple(
+                (prefix + key.id, window, in_context, sharing)
+                for prefix, window, in_context, sharing in (self._histories[g] for g in groups)
+            )
+            if len(self._open_memo) >= MEMO_SIZE:
+                self._open_memo.clear()
+            found = self._open_memo[memo] = (rules, histories)
+        return found
 
     def _uncovered(self, level: str, place: Place, key: Place) -> frozenset[int]:
         """The rules at ``level`` that admit the place's country and whose baseline does
@@ -280,8 +306,6 @@ class NoveltyIndex:
     def _allowed_near(self, scan: Scan, holding: int) -> frozenset[int]:
         """The rules without a context and those whose context is among ``holding`` (bits
         of the scan's :class:`~monitor.rules.scan.ContextIndex`)."""
-        if scan.contexts is not self._bits_of:  # another rule set's contexts: start afresh
-            self._bits_of, self._allowed = scan.contexts, {}
         allowed = self._allowed.get(holding)
         if allowed is None:
             bits = {} if scan.contexts is None else scan.contexts.bits

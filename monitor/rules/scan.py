@@ -21,7 +21,6 @@ Pure: no I/O, no clock. ``now`` and the (read-only) history are given to the sca
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from monitor.gazetteer import Gazetteer, Place, PlaceMention
 from monitor.rules.evidence import FIELDS, MAX_EVIDENCE_PLACES, place_dict, snippet
 from monitor.rules.history import History
 from monitor.rules.numbers import Quantity, quantity_before
-from monitor.text import Normalized, sentence_breaks
+from monitor.text import Normalized, positions, sentence_breaks
 from monitor.types import Item, Match, TermHit
 
 LEVELS = ("city", "region", "country")
@@ -172,7 +171,9 @@ class ContextIndex:
 
 # (gap, closest hit of the place's clause, gap, closest hit of its sentence); None: no hit
 Closest = tuple[int, Hit | None, int, Hit | None]
-_CLAUSE_MARKS = re.compile(r"[;()\[\]]|(?<=\s)-+(?=\s)|,")
+# Clause marks: ``[;()[\]]``, a comma, or a run of dashes standing between whitespace
+# (found with monitor.text.positions, the dash runs' surroundings tested in Python).
+_CLAUSE_MARKS = ",;()[]-"
 _LIST_JOINERS = ("and ", "or ", "& ")
 
 
@@ -211,6 +212,8 @@ class Scan:
     _seen: dict[tuple[str, timedelta, bool], bool] = field(default_factory=dict)
     _item_places: dict[frozenset[int], tuple[dict[str, Any], ...]] = field(default_factory=dict)
     _closest: dict[tuple[int, int, int], Closest | None] = field(default_factory=dict)
+    _clause_ends: dict[tuple[int, int], int] = field(default_factory=dict)
+    _clause_starts: dict[tuple[int, int], int] = field(default_factory=dict)
     _place_edges: dict[int, tuple[set[int], set[int]]] = field(default_factory=dict)
     _keyed: dict[tuple[frozenset[int], str], tuple[tuple[int, PlaceMention, Place], ...]] = field(
         default_factory=dict
@@ -309,7 +312,15 @@ class Scan:
     def clause_end(self, index: int, start: int) -> int:
         """How far the clause of ``start`` reaches: ``one_clause(index, start, end)`` holds
         for ``end`` up to it, and for no ``end`` past it but ``start`` itself (both
-        punctuation and sentence ends only accumulate as a span grows)."""
+        punctuation and sentence ends only accumulate as a span grows). Cached: each
+        context window asks it of the same places."""
+        memo = (index, start)
+        reach = self._clause_ends.get(memo)
+        if reach is None:
+            reach = self._clause_ends[memo] = self._clause_end(index, start)
+        return reach
+
+    def _clause_end(self, index: int, start: int) -> int:
         marks, needs = self._clause_breaks(index)
         ft = self.fields[index]
         norm = ft.norm
@@ -324,7 +335,14 @@ class Scan:
 
     def clause_start(self, index: int, end: int) -> int:
         """Where the clause of ``end`` starts: ``one_clause(index, start, end)`` holds for
-        ``start`` down to it, and for no ``start`` before it but ``end`` itself."""
+        ``start`` down to it, and for no ``start`` before it but ``end`` itself (cached)."""
+        memo = (index, end)
+        reach = self._clause_starts.get(memo)
+        if reach is None:
+            reach = self._clause_starts[memo] = self._clause_start(index, end)
+        return reach
+
+    def _clause_start(self, index: int, end: int) -> int:
         marks, needs = self._clause_breaks(index)
         k = bisect_left(needs, end)  # the marks that end before ``end``
         reach = marks[k - 1] + 1 if k else 0
@@ -341,20 +359,29 @@ class Scan:
     def _clause_breaks(self, index: int) -> tuple[list[int], list[int]]:
         """Where the field's clause marks (list commas excepted) start, ascending, and the
         last character each needs in a span to count there: itself, or for a dash the
-        space after it (``_CLAUSE_MARKS`` looks ahead for it, within the span only)."""
+        space after it (which must be within the span too)."""
         found = self._breaks.get(index)
         if found is None:
             text = self.fields[index].norm.text
             place_ends = self._place_edges_of(index)[0]
             starts: list[int] = []
             needs: list[int] = []
-            for m in _CLAUSE_MARKS.finditer(text):
-                at = m.start()
+            for at in positions(text, _CLAUSE_MARKS):
                 mark = text[at]
-                if mark == "," and at in place_ends and self._list_comma(index, at):
+                if mark == "-":  # a run between whitespace: "Kyiv - Odesa", not "Kyiv-based"
+                    if at and text[at - 1] == "-":
+                        continue  # the run's first dash decided
+                    after = at + 1
+                    while text.startswith("-", after):
+                        after += 1
+                    if not (at and text[at - 1].isspace() and text[after : after + 1].isspace()):
+                        continue
+                    needs.append(after)
+                elif mark == "," and at in place_ends and self._list_comma(index, at):
                     continue
+                else:
+                    needs.append(at)
                 starts.append(at)
-                needs.append(m.end() if mark == "-" else at)
             found = self._breaks[index] = (starts, needs)
         return found
 
