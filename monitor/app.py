@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from monitor.clock import Clock
 from monitor.config.models import AppConfig
 from monitor.deliver import Deliverer
-from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
 from monitor.pipeline import Poller
-from monitor.readers import FeedReader, LocalReader, ProcessReader, worker_count
+from monitor.readers import FeedReader, build_reader, worker_count
 from monitor.rules.compile import compile_rules
 from monitor.rules.engine import RuleSet
 from monitor.sinks import build_sinks
@@ -40,16 +39,27 @@ class App:
         self.storage.close()
 
 
-def build_app(config: AppConfig, clock: Clock, *, rng: random.Random | None = None) -> App:
+def build_app(
+    config: AppConfig,
+    clock: Clock,
+    *,
+    rng: random.Random | None = None,
+    reader: FeedReader | None = None,
+) -> App:
     """Build every dependency; rules compile before anything is opened so a bad rule
-    fails start-up without leaving a database or a client behind."""
+    fails start-up without leaving a database or a client behind.
+
+    ``reader``: one already built from ``config`` (and started: see monitor.cli); the
+    caller closes it if this raises.
+    """
     rng = rng or random.Random()
     rules = compile_rules(config.rules)
     storage = SQLiteStorage(
         config.storage.path, commit_delay=config.storage.commit_delay.total_seconds()
     )
     try:
-        reader = build_reader(config, clock)
+        if reader is None:
+            reader = build_reader(config, clock)
         sinks = build_sinks(config.sinks)
     except BaseException:
         storage.close()
@@ -58,17 +68,6 @@ def build_app(config: AppConfig, clock: Clock, *, rng: random.Random | None = No
     poller = Poller(config, storage, reader, rules, clock, rng, metrics=metrics)
     deliverer = Deliverer(config, storage, sinks, clock, rng, metrics=metrics)
     return App(config, clock, storage, reader, sinks, poller, deliverer, metrics)
-
-
-def build_reader(config: AppConfig, clock: Clock) -> FeedReader:
-    """Feeds are read in worker processes when ``http.workers`` asks for any (see
-    monitor.readers); the workers start with the first read."""
-    workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
-    if workers == 0:
-        return LocalReader(Fetcher(config.http, clock))
-    return ProcessReader(
-        config.http, workers, log_format=config.logging.format, log_level=config.logging.level
-    )
 
 
 @dataclass

@@ -34,10 +34,11 @@ from monitor.exceptions import ConfigError, MonitorError
 
 if TYPE_CHECKING:
     from monitor.app import App
+    from monitor.readers import FeedReader
 
 # Imported inside the commands that need them, so that `--help`, `check` and `schema`
 # do not load every sink, the rule engine and the HTTP stack: monitor.app (and
-# through it all of those), rich's tables.
+# through it all of those), monitor.readers, rich's tables.
 
 T = TypeVar("T")
 
@@ -45,20 +46,35 @@ T = TypeVar("T")
 def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[Any, Any, T]]) -> T:
     """Build the app, run ``body`` on the event loop, always close what was opened."""
 
-    from monitor.app import build_app
+    from monitor.readers import build_reader
 
     async def main() -> T:
+        # The feed reader first: its worker processes (if any) start now and import on the
+        # other cores while this process imports and builds the rest.
+        reader = build_reader(config, clock)
+        await reader.start()
         try:
-            app = build_app(config, clock)
-        except MonitorError as e:
-            click.echo(f"error: cannot start: {e}", err=True)
-            sys.exit(EXIT_STARTUP)
+            app = _build_app(config, clock, reader)
+        except BaseException:
+            await reader.aclose()
+            raise
         try:
             return await body(app)
         finally:
             await app.aclose()
 
     return asyncio.run(main())
+
+
+def _build_app(config: AppConfig, clock: Clock, reader: FeedReader) -> App:
+    """The app around ``reader``; exit 3 when it cannot be built (a bad rule, the store)."""
+    from monitor.app import build_app
+
+    try:
+        return build_app(config, clock, reader=reader)
+    except MonitorError as e:
+        click.echo(f"error: cannot start: {e}", err=True)
+        sys.exit(EXIT_STARTUP)
 
 
 class _LazyGroup(click.Group):

@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -55,9 +55,11 @@ import httpx
 
 from monitor import __version__
 from monitor.clock import Clock
-from monitor.config.models import HttpConfig
 from monitor.exceptions import FetchError
 from monitor.types import FetchResult
+
+if TYPE_CHECKING:
+    from monitor.config.models import HttpConfig
 
 DEFAULT_USER_AGENT = (
     f"media-monitor/{__version__} (+https://github.com/media-monitor/media-monitor)"
@@ -78,6 +80,41 @@ _DRAIN_LIMIT = 64 * 1024  # read this much of a redirect/error body so the conne
 # the failed import instant. (Installing sniffio would do as well.)
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """What a Fetcher uses of the ``http`` section, in plain values (seconds as floats).
+
+    A reader worker is sent these rather than the ``HttpConfig``: unpickling that would
+    import pydantic and every config model, half of the worker's start-up.
+    """
+
+    user_agent: str
+    connect: float  # http.timeout.connect
+    read: float  # http.timeout.read
+    total: float  # http.timeout.total
+    max_bytes: int
+    max_redirects: int
+    per_host_limit: int
+    global_limit: int
+
+    @classmethod
+    def of(cls, http: HttpConfig | HttpSettings) -> HttpSettings:
+        """The settings of ``http`` (settings as they are)."""
+        if isinstance(http, HttpSettings):
+            return http
+        t = http.timeout
+        return cls(
+            user_agent=http.user_agent,
+            connect=t.connect.total_seconds(),
+            read=t.read.total_seconds(),
+            total=t.total.total_seconds(),
+            max_bytes=http.max_bytes,
+            max_redirects=http.max_redirects,
+            per_host_limit=http.per_host_limit,
+            global_limit=http.global_limit,
+        )
 
 
 @dataclass(slots=True)
@@ -107,42 +144,38 @@ class Fetcher:
 
     def __init__(
         self,
-        config: HttpConfig,
+        config: HttpConfig | HttpSettings,
         clock: Clock,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._config = config
+        self._config = settings = HttpSettings.of(config)
         self._clock = clock
         # An injected transport (tests) serves every host and is closed once, by aclose().
         self._transport = transport
         self._shared = _Borrowed(transport) if transport is not None else None
         self._headers = {
-            "User-Agent": config.user_agent or DEFAULT_USER_AGENT,
+            "User-Agent": settings.user_agent or DEFAULT_USER_AGENT,
             "Accept": ACCEPT,
             "Accept-Encoding": ACCEPT_ENCODING,
         }
         # The config has no write or pool timeout: a request line is small, so
         # writing gets the read timeout; the semaphores below keep the pool from
         # running dry, so waiting for it gets the connect timeout.
-        t = config.timeout
         self._timeout = httpx.Timeout(
-            connect=t.connect.total_seconds(),
-            read=t.read.total_seconds(),
-            write=t.read.total_seconds(),
-            pool=t.connect.total_seconds(),
+            connect=settings.connect, read=settings.read, write=settings.read, pool=settings.connect
         )
         self._limits = httpx.Limits(
-            max_connections=config.per_host_limit,
-            max_keepalive_connections=config.per_host_limit,
+            max_connections=settings.per_host_limit,
+            max_keepalive_connections=settings.per_host_limit,
         )
         self._tls: ssl.SSLContext | None = None  # made with the first client, then shared
-        self._global = asyncio.Semaphore(config.global_limit)
+        self._global = asyncio.Semaphore(settings.global_limit)
         self._hosts: dict[str, _Host] = {}
         # Hosts with nothing in flight, least recently used first; beyond this many
         # their clients are closed, so idle connections stay within http.global_limit.
         self._idle: OrderedDict[str, _Host] = OrderedDict()
-        self._max_idle_hosts = max(1, config.global_limit // config.per_host_limit)
+        self._max_idle_hosts = max(1, settings.global_limit // settings.per_host_limit)
         self._closed = False
 
     async def __aenter__(self) -> Fetcher:
@@ -215,7 +248,7 @@ class Fetcher:
         self, url: str, target: httpx.URL, headers: dict[str, str], spent: float
     ) -> tuple[_Reply, float]:
         """One request/response under both concurrency limits and the remaining deadline."""
-        total = self._config.timeout.total.total_seconds()
+        total = self._config.total
         async with self._host(target.host) as host, host.slot, self._global:
             start = time.perf_counter()
             try:
@@ -397,17 +430,15 @@ class Fetcher:
 
     def _describe(self, exc: httpx.TransportError) -> str:
         """What went wrong, in words, for a transport-level failure."""
-        t = self._config.timeout
+        t = self._config
         if isinstance(exc, httpx.ConnectTimeout):
-            return f"timed out connecting after {_secs(t.connect.total_seconds())}"
+            return f"timed out connecting after {_secs(t.connect)}"
         if isinstance(exc, httpx.ReadTimeout):
-            return f"timed out reading the response after {_secs(t.read.total_seconds())}"
+            return f"timed out reading the response after {_secs(t.read)}"
         if isinstance(exc, httpx.WriteTimeout):
-            return f"timed out sending the request after {_secs(t.read.total_seconds())}"
+            return f"timed out sending the request after {_secs(t.read)}"
         if isinstance(exc, httpx.PoolTimeout):
-            return (
-                f"timed out waiting for a free connection after {_secs(t.connect.total_seconds())}"
-            )
+            return f"timed out waiting for a free connection after {_secs(t.connect)}"
         if isinstance(exc, httpx.ConnectError):
             return _describe_connect(exc)
         if isinstance(exc, httpx.RemoteProtocolError):

@@ -8,6 +8,10 @@ secret value wherever it appears, so a secret that slips into an exception
 message still never reaches the log; the CLI and the daemon's reload hand it
 ``AppConfig.secrets()`` after each load. Records of stdlib loggers (httpx,
 asyncio, ...) are redacted too.
+
+structlog is imported by the functions that use it, not here: a reader worker
+(monitor.read_worker) sets up stdlib logging with this module and never loads
+structlog, nor rich, which structlog imports when it can.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ import logging
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Literal, TextIO
-
-import structlog
 
 LogFormat = Literal["auto", "console", "json"]
 REDACTED = "***"
@@ -60,6 +62,8 @@ def configure_logging(
     fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
 ) -> None:
     """Set up structlog (and route stdlib logging through the same level)."""
+    import structlog
+
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
@@ -81,7 +85,16 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
+    configure_stdlib_logging(level, stream)
+
+
+def configure_stdlib_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Send stdlib logging (httpx, asyncio, ...) to ``stream``, at ``level`` but never
+    below warnings, secrets masked. All a reader worker needs: it logs nothing itself."""
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(
+        level=max(numeric, logging.WARNING), stream=stream or sys.stderr, force=True
+    )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_redact_record)
 
@@ -98,4 +111,6 @@ def _redact_record(record: logging.LogRecord) -> bool:
 
 
 def get_logger(**bound: Any) -> Any:
+    import structlog
+
     return structlog.get_logger("monitor").bind(**bound)

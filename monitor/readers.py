@@ -35,17 +35,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import count
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-import structlog
-
-from monitor.config.models import HttpConfig
+from monitor.clock import Clock
 from monitor.exceptions import FetchError
+from monitor.fetch import Fetcher as HttpFetcher
+from monitor.fetch import HttpSettings
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.types import FetchResult
 
-log = structlog.get_logger("monitor")
+if TYPE_CHECKING:
+    from monitor.config.models import AppConfig, HttpConfig
 
 _HEADER = struct.Struct("!QI")  # call id, size of the pickle that follows
 # Far above any reply (a body is capped by http.max_bytes, 10 MiB by default): a bigger
@@ -136,11 +137,25 @@ class LocalReader:
     def __init__(self, fetcher: Fetcher) -> None:
         self.fetcher = fetcher
 
+    async def start(self) -> None:
+        """Nothing to start: see ``ProcessReader.start``."""
+
     async def read(self, request: ReadRequest) -> Read:
         return await read_feed(self.fetcher, request)
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
+
+
+def build_reader(config: AppConfig, clock: Clock) -> LocalReader | ProcessReader:
+    """Feeds are read in worker processes when ``http.workers`` asks for any; they start
+    with ``start()`` or, failing that, with the first read."""
+    workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
+    if workers == 0:
+        return LocalReader(HttpFetcher(config.http, clock))
+    return ProcessReader(
+        config.http, workers, log_format=config.logging.format, log_level=config.logging.level
+    )
 
 
 def worker_count(setting: int | str, *, feeds: int, cpus: int | None) -> int:
@@ -165,11 +180,17 @@ class ProcessReader:
             raise ValueError("ProcessReader needs at least one worker")
         # Each worker gets its share of the global limit, and never less than one host's.
         share = max(http.per_host_limit, http.global_limit // workers)
-        setup = pickle.dumps(
-            (http.model_copy(update={"global_limit": share}), log_format, log_level)
-        )
-        limits = _Limits(http.timeout.total.total_seconds(), http.per_host_limit, share)
+        settings = replace(HttpSettings.of(http), global_limit=share)
+        setup = pickle.dumps((settings, log_format, log_level))
+        limits = _Limits(settings.total, settings.per_host_limit, share)
         self._workers = [_Worker(n, setup, limits) for n in range(workers)]
+
+    async def start(self) -> None:
+        """Start the workers now rather than at their first reads, so that their start-up
+        (a quarter of a second of imports) runs on other cores while the caller gets on
+        with its own. A worker that fails to start is tried again by its first read, which
+        reports the failure as before."""
+        await asyncio.gather(*(w.start() for w in self._workers), return_exceptions=True)
 
     async def read(self, request: ReadRequest) -> Read:
         host = urlsplit(request.url).hostname or ""
@@ -209,6 +230,9 @@ class _Worker:
         # fails its own calls only, never those of the one that replaced it.
         self._pending: dict[int, tuple[asyncio.Future[Read], str, object]] = {}
         self._ids = count(1)  # 0 is the setup frame
+
+    async def start(self) -> None:
+        await self._running()
 
     async def call(self, request: ReadRequest, host: str) -> Read:
         timeout = self._limits.reply_timeout(self._queued[host], len(self._pending))
@@ -254,7 +278,7 @@ class _Worker:
             if self._process is None or self._process.returncode is not None:
                 self._process = await _spawn(self._setup)
                 self._replies = asyncio.create_task(self._read_replies(self._process))
-                log.debug("read_worker_started", worker=self.number, pid=self._process.pid)
+                _log().debug("read_worker_started", worker=self.number, pid=self._process.pid)
             return self._process
 
     async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
@@ -286,7 +310,7 @@ class _Worker:
                 process.kill()
         code = await process.wait()
         if any(p is process for _, _, p in self._pending.values()):
-            log.error("read_worker_died", worker=self.number, exit_code=code, reason=why)
+            _log().error("read_worker_died", worker=self.number, exit_code=code, reason=why)
         self._fail_pending(process, f"{why} (code {code})")
 
     def _fail_pending(self, process: object, why: str) -> None:
@@ -315,6 +339,15 @@ class _Worker:
         if self._replies is not None:
             with contextlib.suppress(Exception):
                 await self._replies
+
+
+def _log() -> Any:
+    """The poller's logger. structlog is imported here rather than at the top: a worker
+    imports this module too, and structlog (with rich, which it imports) would be a
+    fifth of the worker's start-up; in the poller it is long loaded."""
+    import structlog
+
+    return structlog.get_logger("monitor")
 
 
 class _FrameError(Exception):
@@ -381,11 +414,10 @@ async def serve(
     async def answer(call_id: int, request: ReadRequest) -> None:
         outcome: object
         _request_now.set(request.now)  # this task's own context
-        with structlog.contextvars.bound_contextvars(feed=request.feed_id):
-            try:
-                outcome = (await read_feed(fetcher, request)).without_body()
-            except Exception as e:  # every error goes back to the poller, which logs it
-                outcome = e
+        try:
+            outcome = (await read_feed(fetcher, request)).without_body()
+        except Exception as e:  # every error goes back to the poller, which logs it
+            outcome = e
         try:
             frame = _frame(call_id, outcome)
             pickle.loads(frame[_HEADER.size :])  # noqa: S301 (our own) -- the poller must read it

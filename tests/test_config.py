@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
+from ruamel.yaml import YAML
 
-from monitor.config.loader import json_schema, load_config, summarize
+from monitor.config.issues import Doc, Pos
+from monitor.config.loader import _Loader, _parse_yaml, json_schema, load_config, summarize
 from monitor.config.models import AppConfig
 from monitor.exceptions import ConfigError, ConfigIssue
 
@@ -376,3 +381,151 @@ def test_durations_survive_a_dump_and_reload(seconds: float) -> None:
     assert parse_duration(format_duration(timedelta(seconds=seconds))) == timedelta(seconds=seconds)
     config = AppConfig()
     assert AppConfig.model_validate(config.model_dump()) == config
+
+
+# --- the fast parse ---------------------------------------------------------------------
+#
+# load_config parses with ruamel's plain scanner and parser feeding the round-trip
+# constructor, and falls back to the round-trip parser (see monitor.config.loader). What
+# it makes of a file must be what the round-trip parser alone makes of it: the data and
+# the position of every key path.
+
+REPO_CONFIGS = Path(__file__).parent.parent / "config"
+
+
+def parsed(text: str, *, fast: bool) -> str:
+    """The data and positions the loader gets from ``text`` (before includes), as a repr:
+    ruamel's tagged values have no equality of their own."""
+    root = _parse_yaml(text, fast=fast)
+    doc = Doc({}, {(): Pos("f")})
+    doc.data = _Loader({}, fast=fast).convert(root, "f", (), doc)
+    return repr((doc.data, doc.positions))
+
+
+def assert_parses_alike(text: str) -> None:
+    try:
+        expected = parsed(text, fast=False)
+    except Exception:  # nothing to compare with
+        return
+    assert parsed(text, fast=True) == expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*DATA.rglob("*.yaml"), *REPO_CONFIGS.glob("*.yaml")]),
+    ids=lambda p: str(p.relative_to(p.parents[1])),
+)
+def test_fast_parse_reads_every_fixture_alike(path: Path) -> None:
+    assert_parses_alike(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# comment\na: 1  # end of line\n\n# between\nb:\n  # inside\n  - x  # item\n  - y\n",
+        "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\nlist: [*b, 2]\n",
+        "folded: >\n  one\n  two\n\n  three\nliteral: |\n  x\n   y\nkept: |+\n  z\n\nend: 1\n",
+        "a: !!str 123\nb: !!int '7'\nc: !!float 1\nd: !custom x\n",
+        "s: no\nt: on\nu: yes\nv: 0o17\nw: 017\nx: 1_000\ny: 0x1F\nz: .inf\nn: ~\nd: 2025-01-01\n",
+        "%YAML 1.1\n---\na: no\nb: on\n",
+        'a: this is\n  a plain\n  scalar\nb: "quoted\n  on two lines"\n',
+        "a: 1\r\nb:\r\n  - 2\r\n",
+        "\ufeffa: 1\n",
+        "a: b\u2028c\nd: e\x85f\n",
+        "feeds:\n- {id: a, url: 'http://h/1'}  # one\n- {id: b,\n   url: \"http://h/2\"}\n",
+    ],
+    ids=[
+        "comments",
+        "anchors",
+        "block-scalars",
+        "tags",
+        "yaml-1.2-scalars",
+        "yaml-1.1",
+        "multi-line",
+        "crlf",
+        "bom",
+        "odd-line-breaks",
+        "flow",
+    ],
+)
+def test_fast_parse_reads_tricky_yaml_alike(text: str) -> None:
+    assert_parses_alike(text)
+
+
+_WORDS = st.sampled_from(
+    [
+        "a",
+        "id",
+        "no",
+        "on",
+        "null",
+        "1",
+        "0x1f",
+        "1_0",
+        "-.5",
+        "-",
+        "?",
+        "[x]",
+        "*",
+        "&",
+        "|",
+        ">",
+        "ünï",
+        "http://h/p?x=%20&y=1",
+        "x y",
+        "a: b",
+        "# h",
+        "it's",
+        'q"x',
+        "two\nlines",
+        "tab\there",
+        " lead",
+        "trail ",
+        "",
+    ]
+)
+_SCALARS = _WORDS | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none()
+_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_WORDS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=_DATA, flow=st.sampled_from([False, True, None]), marks=st.lists(st.integers(0, 5)))
+def test_fast_parse_reads_generated_yaml_alike(
+    data: Any, flow: bool | None, marks: list[int]
+) -> None:
+    """Data dumped in any style, with comments and blank lines strewn through it."""
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = flow
+    out = io.StringIO()
+    yaml.dump({"root": data, "feeds": [{"id": "f", "url": "u"}]}, out)
+    lines = out.getvalue().split("\n")
+    for n, mark in enumerate(marks):
+        at = n * 7 % (len(lines) + 1)
+        if mark == 0:
+            lines.insert(at, "# a comment")
+        elif mark == 1:
+            lines.insert(at, "")
+        elif mark == 2 and at < len(lines) and lines[at].strip() and lines[at][-1] not in "|>-+":
+            lines[at] += "  # at the end"
+    assert_parses_alike("\n".join(lines))
+
+
+def test_a_file_only_the_round_trip_parser_reads_still_loads(tmp_path: Path) -> None:
+    """The plain scanner refuses a tab on a blank line after an empty one; the round-trip
+    scanner reads it, and so does the loader."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text("feeds:\n\n  \t\n  - {id: a, url: 'file:///tmp/a.xml'}\n")
+    assert [f.id for f in load_config(path, env={}).feeds] == ["a"]
+
+
+def test_fast_parse_skips_comments() -> None:
+    """The plain scanner is used (were the loader to fall back every time, it would only be
+    slower): it drops the comments the round-trip scanner keeps."""
+    text = "a: 1  # a note\n"
+    assert _parse_yaml(text, fast=False).ca.items
+    assert not _parse_yaml(text, fast=True).ca.items
+    assert _parse_yaml("a: !!str 1  # a note\n", fast=True).ca.items  # a tag: round-trip

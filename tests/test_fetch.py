@@ -22,7 +22,7 @@ import monitor
 from monitor.clock import FixedClock, SystemClock
 from monitor.config.models import HttpConfig, TimeoutConfig
 from monitor.exceptions import FetchError
-from monitor.fetch import ACCEPT, DEFAULT_USER_AGENT, Fetcher, retry_after_seconds
+from monitor.fetch import ACCEPT, DEFAULT_USER_AGENT, Fetcher, HttpSettings, retry_after_seconds
 from tests.feedserver import (
     Body,
     CloseMidBody,
@@ -562,3 +562,23 @@ async def test_many_feeds_share_one_client(
     assert [r.body for r in results] == [rss([{"guid": str(n)}]) for n in range(200)]
     assert feed_server.max_in_flight() <= 16
     assert len({r.client_port for r in feed_server.requests}) <= 16
+
+
+def test_http_settings_carry_every_http_setting_but_workers() -> None:
+    """A reader worker's Fetcher gets HttpSettings, not the HttpConfig: nothing the
+    Fetcher uses may be lost on the way (``workers`` is the poller's business)."""
+    config = HttpConfig.model_validate(
+        {
+            "user_agent": "ua",
+            "timeout": {"connect": 1, "read": 2.5, "total": "1m"},
+            "max_bytes": 1000,
+            "max_redirects": 2,
+            "per_host_limit": 3,
+            "global_limit": 9,
+        }
+    )
+    settings = HttpSettings.of(config)
+    assert settings == HttpSettings("ua", 1.0, 2.5, 60.0, 1000, 2, 3, 9)
+    assert HttpSettings.of(settings) is settings
+    fields = {*HttpConfig.model_fields} - {"workers", "timeout"} | {*TimeoutConfig.model_fields}
+    assert fields == set(HttpSettings.__dataclass_fields__)

@@ -13,6 +13,7 @@ import os
 import pickle
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor import readers
-from monitor.clock import FixedClock
-from monitor.config.models import HttpConfig
-from monitor.exceptions import FetchError, ParseError
-from monitor.fetch import Fetcher
+from monitor import app, cli, readers
+from monitor.app import App
+from monitor.clock import Clock, FixedClock, SystemClock
+from monitor.config.loader import load_config
+from monitor.config.models import AppConfig, HttpConfig
+from monitor.exceptions import FetchError, ParseError, StorageError
+from monitor.fetch import Fetcher, HttpSettings
 from monitor.readers import LocalReader, ProcessReader, Read, ReadRequest, worker_count
 from tests import feedserver as fs
 from tests.configs import write_config
@@ -182,6 +185,67 @@ async def _wait_until(condition: object, timeout: float = 10) -> None:
     while not condition():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "condition never held"
         await asyncio.sleep(0.02)
+
+
+async def test_start_spawns_the_workers_the_reads_then_use(
+    feed_server: fs.FeedServer, open_reader: OpenReader
+) -> None:
+    reader = open_reader(2)
+    await reader.start()
+    pids = [w._process.pid for w in reader._workers if w._process is not None]
+    assert len(pids) == 2
+    feed_server.add_feed("/rss", fs.rss([{"guid": "1", "title": "Report"}]))
+    read = await reader.read(request(feed_server.url("/rss")))
+    assert read.parsed is not None
+    assert [w._process.pid for w in reader._workers if w._process is not None] == pids
+
+
+def test_a_start_up_that_fails_leaves_no_worker_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI starts the workers before it builds the rest; if that fails, it stops them
+    and exits 3 as before."""
+    config = load_config(write_config(tmp_path, [], extra={"http": {"workers": 1}}), env={})
+    built: list[LocalReader | ProcessReader] = []
+    real_build_reader = readers.build_reader
+
+    def build_reader(config: AppConfig, clock: Clock) -> LocalReader | ProcessReader:
+        built.append(real_build_reader(config, clock))
+        return built[-1]
+
+    def build_app(*args: object, **kwargs: object) -> App:
+        raise StorageError("cannot open the database")
+
+    monkeypatch.setattr(readers, "build_reader", build_reader)
+    monkeypatch.setattr(app, "build_app", build_app)
+    with pytest.raises(SystemExit) as exited:
+        cli._with_app(config, SystemClock(), _never_called)
+    assert exited.value.code == 3
+    assert isinstance(built[0], ProcessReader)
+    process = built[0]._workers[0]._process
+    assert process is not None and process.returncode is not None
+
+
+async def _never_called(_: App) -> None:
+    raise AssertionError("the app was built")
+
+
+def test_a_worker_imports_only_what_reading_takes() -> None:
+    """A worker's start-up delays the first reads: it does without pydantic and the
+    config models, structlog, and httpx's command-line client (click, rich, pygments)."""
+    setup = pickle.dumps((HttpSettings.of(HTTP), "json", "info"))
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "monitor.read_worker"],
+        input=readers._HEADER.pack(0, len(setup)) + setup,  # then no requests: it exits
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    imported = {line.rpartition("|")[2].strip() for line in lines if line.startswith("import time")}
+    assert {"monitor.fetch", "monitor.parse", "httpx"} <= imported
+    # A package is listed before any of its modules.
+    assert not imported & {"pydantic", "structlog", "rich", "click", "pygments", "monitor.config"}
 
 
 def test_once_and_run_with_workers_alert_and_leave_no_process_behind(
