@@ -13,8 +13,9 @@ import pytest
 from monitor.analyst import Case, backtest, judge, read_cases
 from monitor.config.loader import load_config
 from monitor.derive import read_seed
+from monitor.gazetteer import pack_mentions
 from monitor.rules.compile import compile_rules
-from monitor.rules.engine import RuleSet
+from monitor.rules.engine import RuleSet, find_places
 from monitor.types import Item, Match
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,3 +203,18 @@ def test_case(case: Case) -> None:
     result = judge(case, shipped())
     fired = [(m.rule_id, m.evidence.to_dict().get("snippet")) for m in result.matches]
     assert result.passed, f"{case.where}: expected {case.expect} {case.rule or ''}: {fired}"
+
+
+def test_places_found_beforehand_assess_alike() -> None:
+    """Places a reader worker finds and packs give the assessment the scan's own give:
+    every case and the seed, through pack_mentions and Gazetteer.unpack."""
+    rules = shipped()
+    gazetteer = rules.gazetteer
+    assert gazetteer is not None
+    path = next((ROOT / "seeds").glob("*.txt"))
+    title, _, body = read_seed(path.name, path.read_text("utf-8")).text.partition("\n")
+    items = [item(title, body), *(item(c.title, c.summary or "") for c in read_cases(CASES))]
+    for news in items:
+        packed = [pack_mentions(field) for field in find_places(gazetteer, news)]
+        places = tuple(gazetteer.unpack(field) for field in packed)
+        assert rules.assess(news, places=places) == rules.assess(news), news.title

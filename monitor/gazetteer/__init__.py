@@ -43,7 +43,7 @@ import ahocorasick
 from monitor.gazetteer.table_cache import Tables, cached_tables
 from monitor.text import Normalized, break_words, fold
 
-__all__ = ["Gazetteer", "Place", "PlaceMention"]
+__all__ = ["Gazetteer", "PackedMention", "Place", "PlaceMention", "pack_mentions"]
 
 _SENTENCE_END = ".!?…"
 _OPENERS = " \t\"'([«*•-"
@@ -74,6 +74,15 @@ class PlaceMention(NamedTuple):
     alias: str
     start: int
     end: int
+
+
+# A PlaceMention with its place as an id: the form mentions travel between processes in.
+PackedMention = tuple[str, str, int, int]
+
+
+def pack_mentions(mentions: Iterable[PlaceMention]) -> tuple[PackedMention, ...]:
+    """``mentions`` with each place as its id; :meth:`Gazetteer.unpack` reverses it."""
+    return tuple((m.place.id, m.alias, m.start, m.end) for m in mentions)
 
 
 # A PlaceMention from a (place, alias, start, end) tuple, as PlaceMention(*t) does, without
@@ -183,6 +192,12 @@ class Gazetteer:
         if " regions" in text or " oblasts" in text:
             return self._coordinated(text, hits)
         return hits
+
+    def unpack(self, packed: Iterable[PackedMention]) -> tuple[PlaceMention, ...]:
+        """Mentions packed by :func:`pack_mentions` from this table's places; ``KeyError``
+        for a place it does not have."""
+        places = self._places
+        return tuple(_place_mention((places[i], alias, s, e)) for i, alias, s, e in packed)
 
     def _coordinated(self, text: str, mentions: list[PlaceMention]) -> list[PlaceMention]:
         """ "Donetsk and Luhansk regions": a name joined to a plural region form is a region."""

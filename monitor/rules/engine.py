@@ -36,7 +36,7 @@ from functools import partial
 from itertools import repeat
 from typing import Protocol
 
-from monitor.gazetteer import Gazetteer, Place
+from monitor.gazetteer import Gazetteer, Place, PlaceMention
 from monitor.rules.evidence import FIELDS
 from monitor.rules.history import History, context_key, place_key
 from monitor.rules.matchers import Matcher
@@ -53,7 +53,17 @@ from monitor.rules.scan import (
 from monitor.text import break_words, normalize
 from monitor.types import Evidence, Item, Match, Mention, Severity
 
-__all__ = ["Assessment", "CompiledRule", "Prefilter", "RuleSet", "Verdict"]
+__all__ = [
+    "Assessment",
+    "CompiledRule",
+    "ItemPlaces",
+    "Prefilter",
+    "RuleSet",
+    "Verdict",
+    "find_places",
+]
+
+ItemPlaces = tuple[tuple[PlaceMention, ...], ...]  # per field, in FIELDS order
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +229,15 @@ class RuleSet:
         feed_tags: Sequence[str] = (),
         history: History | None = None,
         now: datetime | None = None,
+        places: ItemPlaces | None = None,
     ) -> Scan:
-        """Normalise the item's fields; find every term and every place, one pass each."""
+        """Normalise the item's fields; find every term and every place, one pass each.
+
+        ``places``: the item's places, found beforehand by :func:`find_places` with this
+        rule set's gazetteer (a reader worker does, on another core).
+        """
         fields = []
-        places = []
+        found = []
         hits: dict[int, list[Hit]] = {}
         gazetteer = self.gazetteer
         for index, name in enumerate(FIELDS):
@@ -231,7 +246,8 @@ class RuleSet:
             fields.append(FieldText(name, norm, broken))
             if self._automaton is not None:
                 find_terms(self._automaton, broken, index, hits)
-            places.append(tuple(gazetteer.find(norm, broken)) if gazetteer is not None else ())
+            if places is None:
+                found.append(tuple(gazetteer.find(norm, broken)) if gazetteer is not None else ())
         tags = frozenset(t.casefold() for t in (*item.tags, *feed_tags))
         return Scan(
             item,
@@ -239,7 +255,7 @@ class RuleSet:
             hits,
             tags,
             _language(item.language),
-            places=tuple(places),
+            places=tuple(found) if places is None else places,
             gazetteer=gazetteer,
             now=item.published if now is None else now,
             history=history,
@@ -253,13 +269,15 @@ class RuleSet:
         feed_tags: Sequence[str] = (),
         history: History | None = None,
         now: datetime | None = None,
+        places: ItemPlaces | None = None,
     ) -> Assessment:
         """The rules that fire on the item and the mentions it contributes to history.
 
         ``now`` defaults to the item's publication time. Without ``history`` a burst
         rule never fires and a novelty rule judges against its baseline alone.
+        ``places``: see :meth:`scan`.
         """
-        scan = self.scan(item, feed_tags=feed_tags, history=history, now=now)
+        scan = self.scan(item, feed_tags=feed_tags, history=history, now=now, places=places)
         candidates = set(self._always)
         by_term = self._by_term
         for term_id in scan.hits:
@@ -373,6 +391,11 @@ class RuleSet:
         if found is None:  # a place of another gazetteer than the rule set's
             found = _recorded_as(place)
         return found
+
+
+def find_places(gazetteer: Gazetteer, item: Item) -> ItemPlaces:
+    """The places in each of the item's fields, as :meth:`RuleSet.scan` finds them."""
+    return tuple(tuple(gazetteer.find(normalize(text))) for text in (item.title, item.summary))
 
 
 def _recorded_as(place: Place) -> tuple[tuple[str, ...], tuple[str, ...]]:
