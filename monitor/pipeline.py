@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -31,10 +31,11 @@ from monitor import decide, suppress
 from monitor.clock import Clock
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.exceptions import FetchError, MonitorError, ParseError
+from monitor.gazetteer import Gazetteer
 from monitor.metrics import Metrics
 from monitor.parse import ParsedFeed
-from monitor.readers import FeedReader, Fetcher, LocalReader, ReadRequest
-from monitor.rules.engine import Assessment
+from monitor.readers import FeedReader, Fetcher, LocalReader, PackedPlaces, ReadRequest
+from monitor.rules.engine import Assessment, ItemPlaces
 from monitor.rules.history import History, LayeredHistory
 from monitor.storage.base import Storage
 from monitor.types import (
@@ -48,6 +49,8 @@ log = structlog.get_logger("monitor")
 
 
 class RuleEvaluator(Protocol):
+    gazetteer: Gazetteer | None  # what places are found with
+
     def assess(
         self,
         item: Item,
@@ -55,6 +58,7 @@ class RuleEvaluator(Protocol):
         feed_tags: Sequence[str] = (),
         history: History | None = None,
         now: datetime | None = None,
+        places: ItemPlaces | None = None,
     ) -> Assessment: ...
 
 
@@ -137,6 +141,7 @@ class Poller:
     ) -> tuple[PollOutcome, FeedState, bool]:
         """The outcome, the feed's new state, and whether that state is saved already
         (with the claimed items, in one transaction)."""
+        first_poll = not state.ever_succeeded or state.items_seen == 0
         read = await self.reader.read(
             ReadRequest(
                 feed.id,
@@ -147,6 +152,7 @@ class Poller:
                 body_hash=state.body_hash,
                 tags=feed.tags,
                 language=feed.language,
+                find_places=first_poll and self._shipped_gazetteer(),
             )
         )
         result, body_hash, parsed = read.result, read.body_hash, read.parsed
@@ -172,11 +178,12 @@ class Poller:
             body_hash=body_hash,
             warning=parsed.warning,
         )
-        first_poll = not state.ever_succeeded or state.items_seen == 0
         # Planning updates the kept story book and the claim writes the same plans, with
         # no await between; if either fails, the book holds plans the store never wrote.
         try:
-            requests, matched = self._claim_requests(feed, parsed, first_poll=first_poll, now=now)
+            requests, matched = self._claim_requests(
+                feed, parsed, read.places or {}, first_poll=first_poll, now=now
+            )
             # The store saves the state with the items, counting the ones it claimed.
             claim = self.storage.claim(requests, now, feed_state=before_claim)
         except BaseException:
@@ -197,8 +204,15 @@ class Poller:
         return _with_alert_counts(outcome, requests, claim.claimed), new_state, True
 
     def _claim_requests(
-        self, feed: FeedConfig, parsed: ParsedFeed, *, first_poll: bool, now: datetime
+        self,
+        feed: FeedConfig,
+        parsed: ParsedFeed,
+        places: Mapping[str, PackedPlaces],
+        *,
+        first_poll: bool,
+        now: datetime,
     ) -> tuple[list[ClaimRequest], int]:
+        """``places``: items' places a reader worker found (by item id), if any."""
         feed_title = feed.title or parsed.title
         requests: list[ClaimRequest] = []
         matched = 0
@@ -207,7 +221,14 @@ class Poller:
         book: suppress.StoryBook | None = None
         for item in self.storage.unseen(parsed.items):
             # Every unseen item is assessed, alerting or not: history learns from all.
-            assessment = self.rules.assess(item, feed_tags=feed.tags, history=history, now=now)
+            found = places.get(item.id)
+            assessment = self.rules.assess(
+                item,
+                feed_tags=feed.tags,
+                history=history,
+                now=now,
+                places=None if found is None else self._unpack(found),
+            )
             history.add(assessment.mentions, item_id=item.id, source=item.feed_id)
             plan = suppress.Plan()
             if self._may_alert(item, first_poll=first_poll, now=now):
@@ -230,6 +251,16 @@ class Poller:
                 )
             )
         return requests, matched
+
+    def _shipped_gazetteer(self) -> bool:
+        """Whether the rules find places with the shipped gazetteer, the one a reader
+        worker finds them with."""
+        gazetteer = self.rules.gazetteer
+        return gazetteer is not None and gazetteer is Gazetteer.load()
+
+    def _unpack(self, places: PackedPlaces) -> ItemPlaces | None:
+        gazetteer = self.rules.gazetteer
+        return None if gazetteer is None else tuple(map(gazetteer.unpack, places))
 
     def _may_alert(self, item: Item, *, first_poll: bool, now: datetime) -> bool:
         return decide.may_alert(

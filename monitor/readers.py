@@ -47,6 +47,7 @@ from monitor.types import FetchResult
 
 if TYPE_CHECKING:
     from monitor.config.models import AppConfig, HttpConfig
+    from monitor.gazetteer import PackedMention
 
 _HEADER = struct.Struct("!QI")  # call id, size of the pickle that follows
 # Far above any reply (a body is capped by http.max_bytes, 10 MiB by default): a bigger
@@ -71,6 +72,13 @@ class ReadRequest:
     body_hash: str | None = None  # of the last body parsed; the same body is not parsed again
     tags: tuple[str, ...] = ()
     language: str | None = None
+    # The feed's whole backlog is new (its first poll): a worker finds the items' places
+    # too (``Read.places``), which is most of the poller's work per item, off its core.
+    # Later polls bring a few new items among many known ones; the poller finds theirs.
+    find_places: bool = False
+
+
+PackedPlaces = tuple[tuple["PackedMention", ...], ...]  # an item's, per field
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,7 @@ class Read:
     body_hash: str | None = None
     parsed: ParsedFeed | None = None
     body_bytes: int = 0
+    places: dict[str, PackedPlaces] | None = None  # by item id; see ReadRequest.find_places
 
     def without_body(self) -> Read:
         if not self.result.body:
@@ -129,6 +138,22 @@ async def read_feed(fetcher: Fetcher, request: ReadRequest) -> Read:
         language=request.language,
     )
     return Read(result, body_hash, parsed, body_bytes=size)
+
+
+def with_places(read: Read) -> Read:
+    """``read`` with each parsed item's places (see ``ReadRequest.find_places``), by the
+    shipped gazetteer; of items sharing an id, the first's (the one the poller keeps)."""
+    from monitor.gazetteer import Gazetteer, pack_mentions  # only workers, only first polls
+    from monitor.rules.engine import find_places
+
+    if read.parsed is None:
+        return read
+    gazetteer = Gazetteer.load()
+    found: dict[str, PackedPlaces] = {}
+    for item in read.parsed.items:
+        if item.id not in found:
+            found[item.id] = tuple(map(pack_mentions, find_places(gazetteer, item)))
+    return replace(read, places=found)
 
 
 class LocalReader:
@@ -415,7 +440,10 @@ async def serve(
         outcome: object
         _request_now.set(request.now)  # this task's own context
         try:
-            outcome = (await read_feed(fetcher, request)).without_body()
+            read = await read_feed(fetcher, request)
+            # Here, on another core, finding places spares the poller; in its own process
+            # (LocalReader) it would save nothing.
+            outcome = (with_places(read) if request.find_places else read).without_body()
         except Exception as e:  # every error goes back to the poller, which logs it
             outcome = e
         try:

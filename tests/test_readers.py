@@ -29,7 +29,9 @@ from monitor.config.loader import load_config
 from monitor.config.models import AppConfig, HttpConfig
 from monitor.exceptions import FetchError, ParseError, StorageError
 from monitor.fetch import Fetcher, HttpSettings
+from monitor.gazetteer import Gazetteer, pack_mentions
 from monitor.readers import LocalReader, ProcessReader, Read, ReadRequest, worker_count
+from monitor.rules.engine import find_places
 from tests import feedserver as fs
 from tests.configs import write_config
 from tests.processes import monitor, wait_for
@@ -91,6 +93,30 @@ async def test_a_worker_reads_what_this_process_reads(
     assert ours.result.permanent_url == feed_server.url("/rss")
     again = await workers.read(request(url, etag=ours.result.etag, body_hash=ours.body_hash))
     assert again.result.body is None and again.parsed is None
+
+
+async def test_a_worker_finds_the_places_a_first_poll_asks_for(
+    feed_server: fs.FeedServer, workers: ProcessReader, local: LocalReader
+) -> None:
+    """Asked to, a worker sends each item's places, as the rules would find them (the
+    first of two items sharing an id); unasked, or in this process, none."""
+    feed_server.add_feed("/rss", fs.rss([
+        {"guid": "1", "title": "Drones hit Odesa", "description": "Kharkiv and Sumy too."},
+        {"guid": "1", "title": "Drones hit Lviv"},
+        {"guid": "2", "title": "Weather"},
+    ]))  # fmt: skip
+    url = feed_server.url("/rss")
+    read = await workers.read(request(url, find_places=True))
+    assert read.parsed is not None and read.places is not None
+    gazetteer = Gazetteer.load()
+    first, _, weather = read.parsed.items
+    assert read.places == {
+        item.id: tuple(map(pack_mentions, find_places(gazetteer, item)))
+        for item in (first, weather)
+    }
+    assert [p[0] for p in read.places[first.id][1]] == ["gn:706483", "gn:692194"]
+    assert (await workers.read(request(url))).places is None
+    assert (await local.read(request(url, find_places=True))).places is None
 
 
 async def test_errors_cross_the_process_boundary_intact(

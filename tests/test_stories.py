@@ -248,6 +248,7 @@ class _FailsOn:
 
     def __init__(self, rules: RuleSet, title: str) -> None:
         self.rules, self.title, self.armed = rules, title, True
+        self.gazetteer = rules.gazetteer
 
     def assess(self, item: Item, **kw: Any) -> Assessment:
         if self.armed and item.title == self.title:
