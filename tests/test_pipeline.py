@@ -16,10 +16,12 @@ from monitor.clock import FixedClock
 from monitor.config.models import AppConfig, FeedConfig
 from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
+from monitor.gazetteer import Gazetteer
 from monitor.pipeline import Poller
 from monitor.readers import FeedReader, LocalReader, ProcessReader
 from monitor.rules.compile import compile_rules
 from monitor.storage.sqlite import SQLiteStorage
+from monitor.text import Normalized
 from tests import feedserver as fs
 from tests.fakes import FakeSink
 
@@ -344,3 +346,33 @@ async def test_a_rate_limited_sink_is_held_as_a_whole(h: Harness) -> None:
     assert h.sink.attempts == 1  # held: the second alert was not tried either
     h.advance(timedelta(minutes=6))
     assert await h.deliverer.deliver_due() == 2
+
+
+async def test_a_first_poll_takes_its_places_from_the_reader_worker(
+    tmp_path: Path, feed_server: fs.FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a feed's first poll the worker finds the items' places and the poller looks up
+    none itself, yet history records them; a later poll's new item the poller reads."""
+    h = Harness(tmp_path, feed_server, workers=1)
+    lookups: list[str] = []
+    find = Gazetteer.find
+
+    def counted(self: Gazetteer, norm: Normalized, broken: str | None = None) -> Any:
+        lookups.append(norm.original)
+        return find(self, norm, broken)
+
+    monkeypatch.setattr(Gazetteer, "find", counted)
+    window = (NOW - timedelta(days=1), NOW)
+    try:
+        h.server.add_feed("/feed", fs.rss([entry(1, title="Drones hit Odesa")]))
+        assert (await h.poller.poll(h.feed())).new == 1
+        assert lookups == []
+        assert h.store.count("place:UA-51", *window) == 1
+        h.server.add_feed(
+            "/feed", fs.rss([entry(1, title="Drones hit Odesa"), entry(2, title="Kherson")])
+        )
+        assert (await h.poller.poll(h.feed())).new == 1
+        assert lookups == ["Kherson", "Body of item 2."]
+        assert h.store.count("place:UA-65", *window) == 1
+    finally:
+        await h.close()
