@@ -120,10 +120,11 @@ def signature(title: str, summary: str = "", regions: Iterable[str] = ()) -> str
     return " ".join(sorted(tokens))
 
 
-def similarity(a: str, b: str) -> float:
+def similarity(a: str, b: str, cutoff: float = 0.0) -> float:
     """0-100: how alike two signatures are; 0 when they share fewer than three tokens, or
     when both name regions and none in common: "drones hit Odesa power plant" and
-    "drones hit Mykolaiv power plant" read alike but are two stories."""
+    "drones hit Mykolaiv power plant" read alike but are two stories. Also 0 below
+    ``cutoff``, which spares computing a score that would not count."""
     if not a or not b:
         return 0.0
     if a == b:
@@ -134,7 +135,7 @@ def similarity(a: str, b: str) -> float:
         return 0.0
     if len(words_a & words_b) < MIN_SHARED:
         return 0.0
-    return float(fuzz.token_set_ratio(text_a, text_b))
+    return float(fuzz.token_set_ratio(text_a, text_b, score_cutoff=cutoff))
 
 
 @lru_cache(maxsize=65536)
@@ -169,9 +170,12 @@ def most_similar(sig: str, stories: Iterable[Story], threshold: float) -> Story 
     best: Story | None = None
     best_score = threshold
     for story in stories:
-        score = max(similarity(sig, other) for other in matched_signatures(story))
+        # Below best_score a report cannot change the answer: its score is not computed.
+        score = max(similarity(sig, other, best_score) for other in matched_signatures(story))
         if score >= best_score and (best is None or score > best_score):
             best, best_score = story, score
+            if score == 100.0:
+                break  # no later story can score higher
     return best
 
 
