@@ -52,8 +52,8 @@ def _with_app(config: AppConfig, clock: Clock, body: Callable[[App], Coroutine[A
         # The feed reader first: its worker processes (if any) start now and import on the
         # other cores while this process imports and builds the rest.
         reader = build_reader(config, clock)
-        await reader.start()
         try:
+            await reader.start()
             app = _build_app(config, clock, reader)
         except BaseException:
             await reader.aclose()

@@ -212,7 +212,7 @@ class Poller:
         first_poll: bool,
         now: datetime,
     ) -> tuple[list[ClaimRequest], int]:
-        """``places``: items' places a reader worker found (by item id), if any."""
+        """``places``: items' places a reader worker found (by content hash), if any."""
         feed_title = feed.title or parsed.title
         requests: list[ClaimRequest] = []
         matched = 0
@@ -221,7 +221,7 @@ class Poller:
         book: suppress.StoryBook | None = None
         for item in self.storage.unseen(parsed.items):
             # Every unseen item is assessed, alerting or not: history learns from all.
-            found = places.get(item.id)
+            found = places.get(item.content_hash)
             assessment = self.rules.assess(
                 item,
                 feed_tags=feed.tags,
@@ -259,8 +259,13 @@ class Poller:
         return gazetteer is not None and gazetteer is Gazetteer.load()
 
     def _unpack(self, places: PackedPlaces) -> ItemPlaces | None:
+        """The places a worker found, or None (found here then) if this gazetteer lacks
+        one: a worker started after the package was upgraded under a running daemon."""
         gazetteer = self.rules.gazetteer
-        return None if gazetteer is None else tuple(map(gazetteer.unpack, places))
+        try:
+            return None if gazetteer is None else tuple(map(gazetteer.unpack, places))
+        except KeyError:
+            return None
 
     def _may_alert(self, item: Item, *, first_poll: bool, now: datetime) -> bool:
         return decide.may_alert(

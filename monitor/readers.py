@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import pickle
 import struct
@@ -94,7 +95,9 @@ class Read:
     body_hash: str | None = None
     parsed: ParsedFeed | None = None
     body_bytes: int = 0
-    places: dict[str, PackedPlaces] | None = None  # by item id; see ReadRequest.find_places
+    # By the item's content_hash (places depend on its title and summary alone, and items
+    # of a feed may share an id but not a text); see ReadRequest.find_places.
+    places: dict[str, PackedPlaces] | None = None
 
     def without_body(self) -> Read:
         if not self.result.body:
@@ -142,18 +145,26 @@ async def read_feed(fetcher: Fetcher, request: ReadRequest) -> Read:
 
 def with_places(read: Read) -> Read:
     """``read`` with each parsed item's places (see ``ReadRequest.find_places``), by the
-    shipped gazetteer; of items sharing an id, the first's (the one the poller keeps)."""
+    shipped gazetteer. Without them if that fails: the poller finds them itself."""
+    if read.parsed is None:
+        return read
+    try:
+        return replace(read, places=_places(read.parsed))
+    except Exception:  # e.g. the gazetteer's data unreadable: logged, the read still counts
+        logging.getLogger("monitor.read_worker").exception("places_not_found")
+        return read
+
+
+def _places(parsed: ParsedFeed) -> dict[str, PackedPlaces]:
     from monitor.gazetteer import Gazetteer, pack_mentions  # only workers, only first polls
     from monitor.rules.engine import find_places
 
-    if read.parsed is None:
-        return read
     gazetteer = Gazetteer.load()
     found: dict[str, PackedPlaces] = {}
-    for item in read.parsed.items:
-        if item.id not in found:
-            found[item.id] = tuple(map(pack_mentions, find_places(gazetteer, item)))
-    return replace(read, places=found)
+    for item in parsed.items:
+        if item.content_hash not in found:
+            found[item.content_hash] = tuple(map(pack_mentions, find_places(gazetteer, item)))
+    return found
 
 
 class LocalReader:

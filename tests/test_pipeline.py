@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from monitor.deliver import Deliverer
 from monitor.fetch import Fetcher
 from monitor.gazetteer import Gazetteer
 from monitor.pipeline import Poller
-from monitor.readers import FeedReader, LocalReader, ProcessReader
+from monitor.readers import FeedReader, LocalReader, ProcessReader, Read, ReadRequest
 from monitor.rules.compile import compile_rules
 from monitor.storage.sqlite import SQLiteStorage
 from monitor.text import Normalized
@@ -376,3 +377,50 @@ async def test_a_first_poll_takes_its_places_from_the_reader_worker(
         assert h.store.count("place:UA-65", *window) == 1
     finally:
         await h.close()
+
+
+async def test_worker_places_follow_the_text_of_the_item_kept(
+    tmp_path: Path, feed_server: fs.FeedServer
+) -> None:
+    """Two items share a guid; the first goes (its link is a known item's), the second
+    stays: history gets the second's places, not the first's."""
+    h = Harness(tmp_path, feed_server, workers=1)
+    window = (NOW - timedelta(days=1), NOW)
+    link = {"link": "http://example.test/news/1"}
+    try:
+        h.server.add_feed("/feed", fs.rss([
+            {**entry(1, title="Weather"), **link},
+            {**entry(2, title="Shelling in Kharkiv"), **link},
+            {**entry(2, title="Shelling in Odesa"), "link": "http://example.test/news/3"},
+        ]))  # fmt: skip
+        assert (await h.poller.poll(h.feed())).new == 2
+        assert h.store.count("place:UA-51", *window) == 1  # Odesa's region
+        assert h.store.count("place:UA-63", *window) == 0  # not Kharkiv's
+    finally:
+        await h.close()
+
+
+class _BogusPlaces:
+    """A reader whose worker found places in another gazetteer (one the rules lack)."""
+
+    def __init__(self, inner: FeedReader) -> None:
+        self.inner = inner
+
+    async def read(self, request: ReadRequest) -> Read:
+        read = await self.inner.read(request)
+        if read.parsed is None:
+            return read
+        bogus = ((("xx:nowhere", "nowhere", 0, 7),), ())
+        return replace(read, places={i.content_hash: bogus for i in read.parsed.items})
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_places_from_another_gazetteer_are_found_again_here(h: Harness) -> None:
+    """A worker's places naming a place the rules' gazetteer lacks (a package upgraded
+    under a running daemon) are not used: the poller finds the item's places itself."""
+    h.poller.reader = _BogusPlaces(h.poller.reader)
+    h.server.add_feed("/feed", fs.rss([entry(1, title="Drones hit Odesa")]))
+    assert (await h.poller.poll(h.feed())).new == 1
+    assert h.store.count("place:UA-51", NOW - timedelta(days=1), NOW) == 1

@@ -30,8 +30,10 @@ from monitor.config.models import AppConfig, HttpConfig
 from monitor.exceptions import FetchError, ParseError, StorageError
 from monitor.fetch import Fetcher, HttpSettings
 from monitor.gazetteer import Gazetteer, pack_mentions
+from monitor.parse import ParsedFeed
 from monitor.readers import LocalReader, ProcessReader, Read, ReadRequest, worker_count
 from monitor.rules.engine import find_places
+from monitor.types import FetchResult
 from tests import feedserver as fs
 from tests.configs import write_config
 from tests.processes import monitor, wait_for
@@ -98,25 +100,41 @@ async def test_a_worker_reads_what_this_process_reads(
 async def test_a_worker_finds_the_places_a_first_poll_asks_for(
     feed_server: fs.FeedServer, workers: ProcessReader, local: LocalReader
 ) -> None:
-    """Asked to, a worker sends each item's places, as the rules would find them (the
-    first of two items sharing an id); unasked, or in this process, none."""
+    """Asked to, a worker sends each item's places as the rules would find them, by the
+    item's text (two items may share an id, not a text); unasked, or in this process, none."""
     feed_server.add_feed("/rss", fs.rss([
         {"guid": "1", "title": "Drones hit Odesa", "description": "Kharkiv and Sumy too."},
         {"guid": "1", "title": "Drones hit Lviv"},
-        {"guid": "2", "title": "Weather"},
+        {"guid": "2", "title": "Drones hit Odesa", "description": "Kharkiv and Sumy too."},
     ]))  # fmt: skip
     url = feed_server.url("/rss")
     read = await workers.read(request(url, find_places=True))
     assert read.parsed is not None and read.places is not None
     gazetteer = Gazetteer.load()
-    first, _, weather = read.parsed.items
+    odesa, lviv, again = read.parsed.items
+    assert odesa.content_hash == again.content_hash != lviv.content_hash
     assert read.places == {
-        item.id: tuple(map(pack_mentions, find_places(gazetteer, item)))
-        for item in (first, weather)
+        item.content_hash: tuple(map(pack_mentions, find_places(gazetteer, item)))
+        for item in (odesa, lviv)
     }
-    assert [p[0] for p in read.places[first.id][1]] == ["gn:706483", "gn:692194"]
+    assert [p[0] for p in read.places[odesa.content_hash][1]] == ["gn:706483", "gn:692194"]
     assert (await workers.read(request(url))).places is None
     assert (await local.read(request(url, find_places=True))).places is None
+
+
+def test_places_that_cannot_be_found_leave_the_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If finding places fails in a worker, the read goes back without them (the poller
+    finds them itself) rather than as an error that would fail the feed's poll."""
+
+    def broken(parsed: object) -> None:
+        raise OSError("places.json unreadable")
+
+    monkeypatch.setattr(readers, "_places", broken)
+    result = FetchResult("http://x.test/", 200, b"", {})
+    read = Read(result, parsed=ParsedFeed(title="", language=None, items=()))
+    assert readers.with_places(read) == read
 
 
 async def test_errors_cross_the_process_boundary_intact(
