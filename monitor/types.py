@@ -7,11 +7,14 @@ these. They hold data only: no I/O, no clock.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+N = TypeVar("N", bound=tuple[Any, ...])
 
 
 class Severity(enum.IntEnum):
@@ -341,3 +344,13 @@ class PollOutcome:
     body_bytes: int = 0
     rule_matches: tuple[tuple[str, int], ...] = ()  # (rule id, matches on new items)
     alerts_by_severity: tuple[tuple[str, int], ...] = ()  # (severity label, alerts enqueued)
+
+
+def tuple_maker(cls: type[N], fields: tuple[str, ...]) -> Callable[[Iterable[Any]], N]:
+    """``cls`` (a NamedTuple) from an iterable of all its fields, in order: as ``cls(*t)``
+    without a call of its ``__new__``, a Python function, per tuple -- for the hot loops
+    that make one per place or mention. ``fields`` must be exactly ``cls``'s, so that a
+    field added later is not silently left out of the tuples made."""
+    if getattr(cls, "_fields", None) != fields:
+        raise TypeError(f"{cls.__name__} has fields {getattr(cls, '_fields', None)}, not {fields}")
+    return partial(tuple.__new__, cls)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.text import fold, normalize, positions, sentences, tokens
+from monitor.types import Mention, tuple_maker
 
 
 @pytest.mark.parametrize(
@@ -107,3 +109,15 @@ def test_sentences_split_on_capitals_and_map_to_folded_text() -> None:
 def test_positions_lists_every_occurrence_in_order(text: str) -> None:
     """``positions`` finds each occurrence of each character, ascending."""
     assert positions(text, ".!?…\n-") == [i for i, ch in enumerate(text) if ch in ".!?…\n-"]
+
+
+def test_tuple_maker_makes_what_the_class_makes_and_refuses_other_fields() -> None:
+    """The hot loops' NamedTuple maker builds equal tuples, and refuses a field list that
+    is not the class's (a field added later would otherwise go missing)."""
+    make = tuple_maker(Mention, ("key", "at", "in_context"))
+    when = datetime(2025, 6, 8, tzinfo=UTC)
+    made = make(("place:UA", when, True))
+    assert made == Mention("place:UA", when, True) and made.in_context is True
+    assert type(made) is Mention
+    with pytest.raises(TypeError, match="fields"):
+        tuple_maker(Mention, ("key", "at"))

@@ -34,7 +34,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -42,6 +42,7 @@ import ahocorasick
 
 from monitor.gazetteer.table_cache import Tables, cached_tables
 from monitor.text import Normalized, break_words, fold
+from monitor.types import tuple_maker
 
 __all__ = ["Gazetteer", "PackedMention", "Place", "PlaceMention", "pack_mentions"]
 
@@ -85,9 +86,8 @@ def pack_mentions(mentions: Iterable[PlaceMention]) -> tuple[PackedMention, ...]
     return tuple((m.place.id, m.alias, m.start, m.end) for m in mentions)
 
 
-# A PlaceMention from a (place, alias, start, end) tuple, as PlaceMention(*t) does, without
-# a call of PlaceMention.__new__ (a Python function) per mention: find makes one per place.
-_place_mention = partial(tuple.__new__, PlaceMention)
+# find makes one per place of every field of every item.
+_place_mention = tuple_maker(PlaceMention, ("place", "alias", "start", "end"))
 
 # One alias as places.json lists it: [alias, [place ids, best first], flag], where flag is
 # "" | "S" strict stoplist | "C" must be Capitalised. Kept as the parsed JSON lists (not an

@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from itertools import repeat
 from typing import Protocol
 
@@ -51,7 +50,7 @@ from monitor.rules.scan import (
     find_terms,
 )
 from monitor.text import break_words, normalize
-from monitor.types import Evidence, Item, Match, Mention, Severity
+from monitor.types import Evidence, Item, Match, Mention, Severity, tuple_maker
 
 __all__ = [
     "Assessment",
@@ -405,9 +404,8 @@ def _recorded_as(place: Place) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return ids, tuple(map(place_key, ids))
 
 
-# Makes a Mention from a (key, at, in_context) tuple, as Mention(*t) does, without a call
-# of Mention.__new__ per mention (a Python function): a conflict item has a few hundred.
-_MENTION = partial(tuple.__new__, Mention)
+# A conflict item has a few hundred mentions.
+_MENTION = tuple_maker(Mention, ("key", "at", "in_context"))
 
 
 def _language(code: str | None) -> str | None:

@@ -27,8 +27,9 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
+
+from monitor.types import tuple_maker
 
 _TOKEN = re.compile(
     r"(?P<num>\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?(?!\d)|\d+(?:[.,]\d+)?)"
@@ -139,9 +140,8 @@ class Token(NamedTuple):
     end: int
 
 
-# A Token from a (kind, text, start, end) tuple, as Token(*t) does, without a call of
-# Token.__new__ (a Python function) per token: quantities tokenize a window per noun.
-_token = partial(tuple.__new__, Token)
+# Quantities tokenize a window per noun.
+_token = tuple_maker(Token, ("kind", "text", "start", "end"))
 
 
 @dataclass(frozen=True, slots=True)
