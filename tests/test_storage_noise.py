@@ -351,3 +351,21 @@ def test_pruned_stories_take_their_sources_along(tmp_path: Path) -> None:
         assert store.open_stories(T0 - timedelta(days=1)) == []
     with _raw(tmp_path / "m.db") as conn:
         assert conn.execute("SELECT count(*) FROM story_sources").fetchone() == (0,)
+
+
+def test_a_prune_journals_on_disk_and_claims_in_memory(tmp_path: Path) -> None:
+    """Savepoint journals stay in memory for claims; a prune's, which can be as large as
+    what it deletes, go to disk for the prune only."""
+    with SQLiteStorage(tmp_path / "m.db", commit_delay=1.0) as store:
+        conn = store._conn
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+        store.claim([ClaimRequest(make_item("i1"))], T0)
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        assert store.prune_items(T0 + timedelta(days=1)) == 1
+        conn.set_trace_callback(None)
+        order = [s for s in statements if s.startswith(("PRAGMA temp_store", "DELETE FROM"))]
+        assert order[0] == "PRAGMA temp_store = FILE"
+        assert order[-1] == "PRAGMA temp_store = MEMORY"
+        assert all(s.startswith("DELETE FROM") for s in order[1:-1])
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2

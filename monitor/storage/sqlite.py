@@ -349,6 +349,19 @@ class SQLiteStorage:
             raise
         conn.execute("RELEASE grouped")
 
+    @contextmanager
+    def _temp_on_disk(self) -> Iterator[None]:
+        """Temporary files on disk for a while (see ``temp_store`` in _prepare): a prune's
+        statement journals hold every page it deletes from, which after a long downtime
+        can be hundreds of megabytes."""
+        with self._lock, self._guard("set temp_store"):
+            self._commit_group()  # outside any transaction, as the pragma needs
+            self._conn.execute("PRAGMA temp_store = FILE")
+            try:
+                yield
+            finally:
+                self._conn.execute("PRAGMA temp_store = MEMORY")
+
     def _schedule_group_commit(self, delay: float) -> None:
         self._group_timer = threading.Timer(delay, self._group_timer_fired)
         self._group_timer.daemon = True
@@ -499,7 +512,7 @@ class SQLiteStorage:
         """Also deletes mentions before ``mentions_older_than`` (default ``older_than``)."""
         cutoff = codec.dt_to_text(older_than)
         mention_cutoff = codec.dt_to_micros(mentions_older_than or older_than)
-        with self._transaction("prune items", write=True) as conn:
+        with self._temp_on_disk(), self._transaction("prune items", write=True) as conn:
             conn.execute("DELETE FROM mentions WHERE at < ?", (mention_cutoff,))
             self._earliest = None
             conn.execute(
