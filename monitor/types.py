@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import partial
 from operator import attrgetter
@@ -57,6 +57,15 @@ class Item:
     tags: tuple[str, ...] = ()
     language: str | None = None
     content_hash: str = ""
+
+    def __reduce__(self) -> tuple[type[Item], tuple[Any, ...]]:
+        # Reader workers send every parsed item to the poller: as the constructor's
+        # arguments, pickling and unpickling take half the time that dataclasses' own
+        # field-by-field state does.
+        return Item, _item_fields(self)
+
+
+_item_fields = attrgetter(*(f.name for f in fields(Item)))
 
 
 @dataclass(frozen=True, slots=True)

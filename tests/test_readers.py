@@ -8,6 +8,7 @@ boundary intact, a worker dying mid-read, per-host limits held across workers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import pickle
@@ -33,7 +34,7 @@ from monitor.gazetteer import Gazetteer, pack_mentions
 from monitor.parse import ParsedFeed
 from monitor.readers import LocalReader, ProcessReader, Read, ReadRequest, worker_count
 from monitor.rules.engine import find_places
-from monitor.types import FetchResult
+from monitor.types import FetchResult, Item
 from tests import feedserver as fs
 from tests.configs import write_config
 from tests.processes import monitor, wait_for
@@ -407,3 +408,13 @@ def test_an_answer_may_take_as_long_as_the_reads_queued_before_it() -> None:
     assert limits.reply_timeout(3, 3) == 60 + readers.REPLY_MARGIN
     assert limits.reply_timeout(10, 10) == 3 * 60 + readers.REPLY_MARGIN
     assert limits.reply_timeout(0, 200) == 4 * 60 + readers.REPLY_MARGIN
+
+
+def test_an_item_crosses_the_process_boundary_with_every_field() -> None:
+    """Items travel as their constructor's arguments (Item.__reduce__): none is lost."""
+    item = Item(
+        id="a", feed_id="f", title="t", summary="s", url="https://x.test/", published=NOW,
+        published_missing=True, guid="g", tags=("ua", "ru"), language="uk", content_hash="h",
+    )  # fmt: skip
+    assert all(getattr(item, f.name) != f.default for f in dataclasses.fields(Item))
+    assert pickle.loads(pickle.dumps(item)) == item
