@@ -86,7 +86,7 @@ class Retired:
 
 def reconfigure(app: App, config: AppConfig, rules: RuleSet | None = None) -> Retired:
     """Swap in the parts built from ``config``: rules, sinks, poller, deliverer and, when
-    ``http``, logging or the number of workers changed, the feed reader. The store,
+    ``http``, the log level or the number of workers changed, the feed reader. The store,
     clock and metrics stay (state is kept; a new ``storage.path`` needs a restart).
     Everything is built before anything is swapped, so a failure (``MonitorError``)
     leaves ``app`` as it was."""
@@ -106,4 +106,4 @@ def reconfigure(app: App, config: AppConfig, rules: RuleSet | None = None) -> Re
 
 def _reader_settings(config: AppConfig) -> tuple[object, ...]:
     workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
-    return config.http, workers, config.logging
+    return config.http, workers, config.logging.level  # a worker logs at a level, in no format

@@ -34,7 +34,7 @@ from monitor.exceptions import FetchError, MonitorError, ParseError
 from monitor.gazetteer import Gazetteer
 from monitor.metrics import Metrics
 from monitor.parse import ParsedFeed
-from monitor.readers import FeedReader, Fetcher, LocalReader, PackedPlaces, ReadRequest
+from monitor.readers import FeedReader, PackedPlaces, ReadRequest
 from monitor.rules.engine import Assessment, ItemPlaces
 from monitor.rules.history import History, LayeredHistory
 from monitor.storage.base import Storage
@@ -69,7 +69,7 @@ class Poller:
         self,
         config: AppConfig,
         storage: Storage,
-        reader: FeedReader | Fetcher,
+        reader: FeedReader,
         rules: RuleEvaluator,
         clock: Clock,
         rng: random.Random | None = None,
@@ -78,8 +78,7 @@ class Poller:
     ) -> None:
         self.config = config
         self.storage = storage
-        # A bare fetcher (tests, tools) reads in this process.
-        self.reader = reader if isinstance(reader, FeedReader) else LocalReader(reader)
+        self.reader = reader
         self.rules = rules
         self.clock = clock
         self.rng = rng or random.Random()

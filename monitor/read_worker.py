@@ -1,6 +1,6 @@
 """``python -m monitor.read_worker``: a feed reader process; see :mod:`monitor.readers`.
 
-Its stdin carries a setup frame (the http settings and the log format and level), then
+Its stdin carries a setup frame (the http settings and the log level), then
 read requests; its stdout carries the replies; its stderr is the daemon's log.
 
 The first thing it does is keep its stdout to itself: the replies go to a copy of the
@@ -45,12 +45,12 @@ async def main(replies: BinaryIO) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    _, (http, _log_format, log_level) = await read_frame(reader)
+    _, (http, log_level) = await read_frame(reader)
     assert isinstance(http, HttpSettings)
     # Only libraries (httpx, asyncio) log here, through stdlib logging: the outcome of
-    # every read, errors included, goes back to the poller, which logs it. So structlog,
-    # which log_format is for, is not set up, nor imported (with rich, which it imports,
-    # a fifth of the worker's start-up).
+    # every read, errors included, goes back to the poller, which logs it. So structlog
+    # is not set up, nor imported (with rich, which it imports, a fifth of the worker's
+    # start-up), and the log format does not concern a worker.
     configure_stdlib_logging(log_level)
 
     def write(frame: bytes) -> None:

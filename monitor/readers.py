@@ -189,9 +189,7 @@ def build_reader(config: AppConfig, clock: Clock) -> LocalReader | ProcessReader
     workers = worker_count(config.http.workers, feeds=len(config.feeds), cpus=os.cpu_count())
     if workers == 0:
         return LocalReader(HttpFetcher(config.http, clock))
-    return ProcessReader(
-        config.http, workers, log_format=config.logging.format, log_level=config.logging.level
-    )
+    return ProcessReader(config.http, workers, log_level=config.logging.level)
 
 
 def worker_count(setting: int | str, *, feeds: int, cpus: int | None) -> int:
@@ -211,13 +209,13 @@ def worker_count(setting: int | str, *, feeds: int, cpus: int | None) -> int:
 class ProcessReader:
     """Reads feeds in ``workers`` worker processes (see the module docstring)."""
 
-    def __init__(self, http: HttpConfig, workers: int, *, log_format: str, log_level: str) -> None:
+    def __init__(self, http: HttpConfig, workers: int, *, log_level: str) -> None:
         if workers < 1:
             raise ValueError("ProcessReader needs at least one worker")
         # Each worker gets its share of the global limit, and never less than one host's.
         share = max(http.per_host_limit, http.global_limit // workers)
         settings = replace(HttpSettings.of(http), global_limit=share)
-        setup = pickle.dumps((settings, log_format, log_level))
+        setup = pickle.dumps((settings, log_level))
         limits = _Limits(settings.total, settings.per_host_limit, share)
         self._workers = [_Worker(n, setup, limits) for n in range(workers)]
 

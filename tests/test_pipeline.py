@@ -65,9 +65,7 @@ class Harness:
         self.store = SQLiteStorage(self.config.storage.path)
         self.reader: FeedReader = LocalReader(Fetcher(self.config.http, self.clock))
         if workers:
-            self.reader = ProcessReader(
-                self.config.http, workers, log_format="json", log_level="info"
-            )
+            self.reader = ProcessReader(self.config.http, workers, log_level="info")
         self.sink = FakeSink("fake")
         rng = random.Random(7)
         rules = compile_rules(self.config.rules)

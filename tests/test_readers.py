@@ -62,7 +62,7 @@ async def open_reader() -> AsyncIterator[OpenReader]:
     opened: list[ProcessReader] = []
 
     def open_(workers: int = 1, http: HttpConfig = HTTP) -> ProcessReader:
-        opened.append(ProcessReader(http, workers, log_format="json", log_level="info"))
+        opened.append(ProcessReader(http, workers, log_level="info"))
         return opened[-1]
 
     yield open_
@@ -278,7 +278,7 @@ async def _never_called(_: App) -> None:
 def test_a_worker_imports_only_what_reading_takes() -> None:
     """A worker's start-up delays the first reads: it does without pydantic and the
     config models, structlog, and httpx's command-line client (click, rich, pygments)."""
-    setup = pickle.dumps((HttpSettings.of(HTTP), "json", "info"))
+    setup = pickle.dumps((HttpSettings.of(HTTP), "info"))
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "monitor.read_worker"],
         input=readers._HEADER.pack(0, len(setup)) + setup,  # then no requests: it exits
