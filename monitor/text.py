@@ -187,17 +187,11 @@ def tokens(text: str) -> list[Token]:
     return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
-def sentence_ends_in(text: str, start: int, end: int) -> bool:
-    """Whether a sentence ends in ``text[start:end]`` (as :func:`sentences` splits it)."""
-    m = _SENTENCE_END.search(text, start)
-    return m is not None and m.start() < end
-
-
 def sentence_breaks(text: str) -> list[tuple[int, int]]:
     """Every span where a sentence end matches, by start; they may overlap (a blank line
     in the spaces after a full stop). :func:`sentences` splits at those that do not
-    overlap an earlier one; ``sentence_ends_in(text, s, e)`` is whether one starts in
-    ``[s, e)``, so for many spans of one text this list and a bisect each answer it."""
+    overlap an earlier one. Whether one starts in ``[s, e)``, asked of many spans of one
+    text, is this list and a bisect each (``FieldText.sentence_ends_in``)."""
     found: list[tuple[int, int]] = []
     for at in positions(text, _SENTENCE_MARKS):  # a match can begin only at a mark
         m = _SENTENCE_END.match(text, at)

@@ -239,8 +239,8 @@ class RuleSet:
         found = []
         hits: dict[int, list[Hit]] = {}
         gazetteer = self.gazetteer
-        for index, name in enumerate(FIELDS):
-            norm = normalize(item.title if index == 0 else item.summary)
+        for index, (name, text) in enumerate(zip(FIELDS, field_texts(item), strict=True)):
+            norm = normalize(text)
             broken = f" {break_words(norm.text)} "
             fields.append(FieldText(name, norm, broken))
             if self._automaton is not None:
@@ -392,9 +392,14 @@ class RuleSet:
         return found
 
 
+def field_texts(item: Item) -> tuple[str, ...]:
+    """The item's text in each of FIELDS, in order."""
+    return item.title, item.summary
+
+
 def find_places(gazetteer: Gazetteer, item: Item) -> ItemPlaces:
     """The places in each of the item's fields, as :meth:`RuleSet.scan` finds them."""
-    return tuple(tuple(gazetteer.find(normalize(text))) for text in (item.title, item.summary))
+    return tuple(tuple(gazetteer.find(normalize(text))) for text in field_texts(item))
 
 
 def _recorded_as(place: Place) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -85,7 +85,8 @@ class FieldText:
         return len(self.broken[start + 1 : end + 1].split())
 
     def sentence_ends_in(self, start: int, end: int) -> bool:
-        """:func:`monitor.text.sentence_ends_in` on the original text, by bisect."""
+        """Whether a sentence end (:func:`monitor.text.sentence_breaks`) starts in
+        ``[start, end)`` of the original text, by bisect."""
         ends = self.sentence_end_starts()
         i = bisect_left(ends, start)
         return i < len(ends) and ends[i] < end
