@@ -425,7 +425,6 @@ def test_fast_parse_reads_every_fixture_alike(path: Path) -> None:
         "# comment\na: 1  # end of line\n\n# between\nb:\n  # inside\n  - x  # item\n  - y\n",
         "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\nlist: [*b, 2]\n",
         "folded: >\n  one\n  two\n\n  three\nliteral: |\n  x\n   y\nkept: |+\n  z\n\nend: 1\n",
-        "a: !!str 123\nb: !!int '7'\nc: !!float 1\nd: !custom x\n",
         "s: no\nt: on\nu: yes\nv: 0o17\nw: 017\nx: 1_000\ny: 0x1F\nz: .inf\nn: ~\nd: 2025-01-01\n",
         "%YAML 1.1\n---\na: no\nb: on\n",
         'a: this is\n  a plain\n  scalar\nb: "quoted\n  on two lines"\n',
@@ -438,7 +437,6 @@ def test_fast_parse_reads_every_fixture_alike(path: Path) -> None:
         "comments",
         "anchors",
         "block-scalars",
-        "tags",
         "yaml-1.2-scalars",
         "yaml-1.1",
         "multi-line",
@@ -528,4 +526,5 @@ def test_fast_parse_skips_comments() -> None:
     text = "a: 1  # a note\n"
     assert _parse_yaml(text, fast=False).ca.items
     assert not _parse_yaml(text, fast=True).ca.items
-    assert _parse_yaml("a: !!str 1  # a note\n", fast=True).ca.items  # a tag: round-trip
+    # A tag (which the plain parser would expand differently) sends a file round-trip.
+    assert _parse_yaml("a: !!str 1  # a note\n", fast=True).ca.items

@@ -19,9 +19,9 @@ needs. So a load first parses with ruamel's plain scanner and parser feeding the
 same round-trip constructor: the same data and the same positions, a fifth less
 time (the one difference is tags, which the plain parser expands: a file with a
 ``!`` is parsed round-trip anyway). A file the plain parser cannot read goes to
-the round-trip one, which decides; and a load that fails in any way is done again
-with the round-trip parser alone, so every error is found, placed and worded
-exactly as that parser has it.
+the round-trip one, which decides, so every syntax error is found, placed and
+worded exactly as that parser has it (and every other error is placed alike: the
+positions are the same).
 """
 
 from __future__ import annotations
@@ -57,15 +57,8 @@ _REF = re.compile(r"\$\$\{|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<defau
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
     """Load, interpolate, include and validate ``path``; raise ConfigError listing every issue."""
     env = os.environ if env is None else env
-    try:
-        return _load_config(Path(path), env, fast=True)
-    except ConfigError:  # reported as the round-trip parser finds it: see the module doc
-        return _load_config(Path(path), env, fast=False)
-
-
-def _load_config(path: Path, env: Mapping[str, str], *, fast: bool) -> AppConfig:
-    loader = _Loader(env, fast=fast)
-    doc = loader.load(path, origin=None, top=True)
+    loader = _Loader(env, fast=True)
+    doc = loader.load(Path(path), origin=None, top=True)
     if loader.issues or doc is None:
         raise ConfigError(loader.issues)
     # A bad variable is left out of the data, which stays complete: validate it anyway.
