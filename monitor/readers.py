@@ -216,8 +216,7 @@ class ProcessReader:
         share = max(http.per_host_limit, http.global_limit // workers)
         settings = replace(HttpSettings.of(http), global_limit=share)
         setup = pickle.dumps((settings, log_level))
-        limits = _Limits(settings.total, settings.per_host_limit, share)
-        self._workers = [_Worker(n, setup, limits) for n in range(workers)]
+        self._workers = [_Worker(n, setup, settings) for n in range(workers)]
 
     async def start(self) -> None:
         """Start the workers now rather than at their first reads, so that their start-up
@@ -236,26 +235,21 @@ class ProcessReader:
         await asyncio.gather(*(w.stop() for w in self._workers))
 
 
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    total: float  # http.timeout.total, seconds
-    per_host: int
-    in_all: int  # this worker's share of http.global_limit
-
-    def reply_timeout(self, queued_for_host: int, queued: int) -> float:
-        """How long an answer may take at most: the reads queued before it may each take
-        ``total``, so many rounds of them at a time as the limits allow."""
-        rounds = 1 + max(queued_for_host // self.per_host, queued // self.in_all)
-        return rounds * self.total + REPLY_MARGIN
+def _reply_timeout(settings: HttpSettings, queued_for_host: int, queued: int) -> float:
+    """How long an answer may take at most: the reads queued before it may each take
+    ``total``, so many rounds of them at a time as the worker's limits allow (its
+    ``global_limit`` is its share)."""
+    rounds = 1 + max(queued_for_host // settings.per_host_limit, queued // settings.global_limit)
+    return rounds * settings.total + REPLY_MARGIN
 
 
 class _Worker:
     """One worker process: requests out on its stdin, replies in from its stdout."""
 
-    def __init__(self, number: int, setup: bytes, limits: _Limits) -> None:
+    def __init__(self, number: int, setup: bytes, settings: HttpSettings) -> None:
         self.number = number
         self._setup = setup
-        self._limits = limits
+        self._settings = settings
         self._queued: Counter[str] = Counter()  # reads in flight per host
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Lock | None = None
@@ -269,7 +263,7 @@ class _Worker:
         await self._running()
 
     async def call(self, request: ReadRequest, host: str) -> Read:
-        timeout = self._limits.reply_timeout(self._queued[host], len(self._pending))
+        timeout = _reply_timeout(self._settings, self._queued[host], len(self._pending))
         self._queued[host] += 1
         try:
             return await self._call(request, timeout)

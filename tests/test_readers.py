@@ -403,11 +403,15 @@ async def test_a_worker_that_never_answers_fails_the_read_in_time(
 def test_an_answer_may_take_as_long_as_the_reads_queued_before_it() -> None:
     """A host's reads queue behind its per-host limit: the deadline grows with the queue,
     so a slow publisher's many feeds are not given up while they wait their turn."""
-    limits = readers._Limits(total=60.0, per_host=4, in_all=64)
-    assert limits.reply_timeout(0, 0) == 60 + readers.REPLY_MARGIN
-    assert limits.reply_timeout(3, 3) == 60 + readers.REPLY_MARGIN
-    assert limits.reply_timeout(10, 10) == 3 * 60 + readers.REPLY_MARGIN
-    assert limits.reply_timeout(0, 200) == 4 * 60 + readers.REPLY_MARGIN
+    settings = replace(HttpSettings.of(HTTP), total=60.0, per_host_limit=4, global_limit=64)
+
+    def reply_timeout(queued_for_host: int, queued: int) -> float:
+        return readers._reply_timeout(settings, queued_for_host, queued)
+
+    assert reply_timeout(0, 0) == 60 + readers.REPLY_MARGIN
+    assert reply_timeout(3, 3) == 60 + readers.REPLY_MARGIN
+    assert reply_timeout(10, 10) == 3 * 60 + readers.REPLY_MARGIN
+    assert reply_timeout(0, 200) == 4 * 60 + readers.REPLY_MARGIN
 
 
 def test_an_item_crosses_the_process_boundary_with_every_field() -> None:
